@@ -1,0 +1,250 @@
+"""Configuration: typed dataclasses, named presets, YAML round-trip, `key=value` overrides.
+
+Merge order (lowest first): dataclass defaults < preset < YAML file < overrides.
+"""
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .registry import ConfigError, Registry, UnknownNameError, unknown_name_message
+
+
+@dataclass
+class DataConfig:
+    name: str = "synthetic"  # a registered dataset (`mmsr list datasets`) or a folder of RecBole atomic files
+    domain: str = "shop"  # synthetic world: shop (clean product shots) or video (cluttered covers)
+    n_items: int = 2000  # synthetic world: number of items
+    n_users: int = 2500  # synthetic world: number of users
+    world_seed: int = 0  # synthetic world: everything in it is a function of this seed
+    image_size: int = 32  # pixels per side of item images (32 on a CPU, 224 in the paper)
+    min_interactions: int = 5  # users with fewer interactions are dropped (the paper's 5)
+    max_len: int = 20  # longest input sequence a model sees; longer histories train as several windows
+    cold_threshold: int = 10  # items with fewer training occurrences are cold (the paper's 10)
+
+
+@dataclass
+class ModelConfig:
+    mode: str = "idsr"  # how items become vectors (`mmsr list modes`)
+    sequence: str = "sasrec"  # sequence encoder (`mmsr list sequences`)
+    hidden: int = 64  # width of item and user vectors (768 in the paper)
+    layers: typing.Optional[int] = None  # None: the paper's depth (SASRec 2, GRU4Rec 4, NextItNet 2)
+    heads: int = 2  # attention heads (SASRec)
+    dropout: float = 0.1  # dropout in the sequence model
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 50  # passes over the training windows
+    batch_size: int = 128  # training sequences per step
+    lr: float = 1e-3  # learning rate of the sequence model, fusion and ID tables
+    encoder_lr: float = 1e-4  # learning rate of pretrained item encoders (Table 12)
+    weight_decay: float = 0.1  # AdamW weight decay outside the item encoders
+    encoder_weight_decay: float = 0.0  # AdamW weight decay of the item encoders
+    decay_after: typing.Optional[int] = None  # epoch where linear decay starts; None: at 80% (the paper's 120 of 150)
+    final_lr_ratio: float = 0.1  # learning rate at the last epoch, relative to the start
+    eval_every: int = 1  # validate every N epochs
+    patience: typing.Optional[int] = None  # stop after N validations without improvement; None: never
+    metric: str = "ndcg@10"  # validation metric that picks the best checkpoint
+    seed: int = 0  # seeds model init, shuffling and negative sampling
+    num_workers: int = 0  # data-loading worker processes
+    device: str = "auto"  # auto (CUDA if present), cpu or cuda
+    bf16: bool = True  # bf16 autocast on CUDA (never on CPU)
+
+
+@dataclass
+class EvalConfig:
+    ks: typing.List[int] = field(default_factory=lambda: [10, 20, 50])  # cut-offs of HR@k and NDCG@k
+    batch_size: int = 256  # users scored at once against all items
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    preset: str = "workshop"  # the preset this config started from (informational)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def to_yaml(self):
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def save(self, path):
+        Path(path).write_text(self.to_yaml())
+
+    def hash(self):
+        """A short fingerprint of every setting (the results log keys runs by it)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+# Presets: overrides of the defaults above. `smoke` runs in seconds (CI),
+# `workshop` in minutes on a laptop CPU, `paper` is the study's setting on a GPU.
+PRESETS = Registry("preset")
+PRESETS["smoke"] = {
+    "data": {"n_items": 300, "n_users": 400, "image_size": 32},
+    "model": {"hidden": 32},
+    "train": {"epochs": 3, "batch_size": 128},
+}
+PRESETS["workshop"] = {}
+PRESETS["paper"] = {
+    "data": {"image_size": 224, "max_len": 20},
+    "model": {"hidden": 768, "dropout": 0.1},
+    "train": {"epochs": 150, "batch_size": 64, "lr": 1e-4, "encoder_lr": 5e-5, "decay_after": 120},
+}
+
+
+def _type_name(tp):
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(key, value, tp):
+    """Check (and gently convert) `value` against the annotated field type `tp`."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        if isinstance(value, str) and value.lower() in ("none", "null") and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(key, value, inner)
+    if origin in (list, typing.List):
+        (inner,) = typing.get_args(tp)
+        if isinstance(value, str):
+            value = [yaml.safe_load(v) for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} expects a list of {_type_name(inner)}, got {value!r}")
+        return [_coerce(key, v, inner) for v in value]
+    if tp is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, str):
+            try:
+                value = int(value)
+            except ValueError:
+                pass
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise ConfigError(f"{key} expects {_type_name(tp)}, got {value!r}")
+
+
+def _fields(obj):
+    return {f.name: f for f in dataclasses.fields(obj)}
+
+
+def set_value(cfg, key, value):
+    """Set a dotted `key` (e.g. "train.epochs") on `cfg`, with a clear error for a typo or a wrong type."""
+    parts = key.split(".")
+    obj = cfg
+    for depth, part in enumerate(parts):
+        fields = _fields(obj)
+        if part not in fields:
+            prefix = ".".join(parts[:depth])
+            valid = [f"{prefix}.{n}" if prefix else n for n in fields]
+            raise UnknownNameError(unknown_name_message("config key", key, valid))
+        if depth == len(parts) - 1:
+            if dataclasses.is_dataclass(getattr(obj, part)):
+                raise ConfigError(f"{key} is a section; set one of its keys, e.g. {key}.{next(iter(_fields(getattr(obj, part))))}")
+            hints = typing.get_type_hints(type(obj))
+            setattr(obj, part, _coerce(key, value, hints[part]))
+        else:
+            obj = getattr(obj, part)
+            if not dataclasses.is_dataclass(obj):
+                raise UnknownNameError(f"config key {key!r}: {'.'.join(parts[:depth + 1])} has no sub-keys")
+
+
+def flatten(tree, prefix=""):
+    """{"train": {"epochs": 3}} -> {"train.epochs": 3}."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def parse_sets(items):
+    """["train.epochs=3", ...] -> {"train.epochs": "3"}: values stay strings until typed by set_value."""
+    pairs = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def make_config(preset="workshop", file=None, overrides=None):
+    """Build a Config: defaults < preset < YAML `file` < `overrides` (a flat {"a.b": value} dict)."""
+    cfg = Config(preset=preset)
+    layers = [flatten(PRESETS[preset])]
+    if file is not None:
+        loaded = yaml.safe_load(Path(file).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{file}: expected a mapping of config sections, got {type(loaded).__name__}")
+        layers.append(flatten(loaded))
+    layers.append(dict(overrides or {}))
+    for layer in layers:
+        for key, value in layer.items():
+            if key == "preset":
+                cfg.preset = str(value)
+                continue
+            set_value(cfg, key, value)
+    validate(cfg)
+    return cfg
+
+
+def from_yaml(path):
+    """Read a config written by `Config.save` (e.g. a run's config.yaml)."""
+    loaded = yaml.safe_load(Path(path).read_text())
+    return make_config(loaded.get("preset", "workshop"), overrides=flatten(loaded))
+
+
+def validate(cfg):
+    """Names that must exist in a registry, checked before any work starts."""
+    from . import data, modes, sequence  # noqa: F401  (fill the registries)
+    from .registry import DATASETS, MODES, SEQUENCES
+
+    if cfg.data.name not in DATASETS and not Path(cfg.data.name).expanduser().is_dir():
+        raise UnknownNameError(
+            unknown_name_message("dataset", cfg.data.name, DATASETS.keys()) + ", or a folder of atomic files"
+        )
+    MODES[cfg.model.mode]
+    SEQUENCES[cfg.model.sequence]
+    if cfg.data.domain not in ("shop", "video"):
+        raise UnknownNameError(unknown_name_message("synthetic domain", cfg.data.domain, ["shop", "video"]))
+    from .evaluate import parse_metric
+
+    parse_metric(cfg.train.metric, cfg.eval.ks)
+    if cfg.train.device not in ("auto", "cpu", "cuda"):
+        raise UnknownNameError(unknown_name_message("device", cfg.train.device, ["auto", "cpu", "cuda"]))
+    for key in ("train.epochs", "train.batch_size", "train.eval_every", "data.max_len", "model.hidden", "eval.batch_size"):
+        section, name = key.split(".")
+        if getattr(getattr(cfg, section), name) < 1:
+            raise ConfigError(f"{key} must be at least 1")
+    return cfg

@@ -1,0 +1,149 @@
+"""From interactions to what models train and are evaluated on.
+
+Item indices run 1..n_items in item-table order; 0 is padding. For each user (with at
+least `min_interactions` interactions), in time order:
+- training part: all but the last two items; trained as windows of max_len + 1 items;
+- validation: input = training part, target = second-to-last item;
+- test: input = everything before the last item, target = the last item;
+- cold test: for each held-out position (validation or test) whose item is cold (fewer
+  than `cold_threshold` occurrences in all training parts), the sequence cut right after
+  it, the cold item being the target (the paper's Table 1 "#cold" counts these cases).
+Evaluation masks the input's items (its history) except the target itself.
+"""
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+def left_pad(rows, length):
+    """Right-align each row's last `length` items in a zero-padded (n, length) array."""
+    out = np.zeros((len(rows), length), dtype=np.int64)
+    for r, row in enumerate(rows):
+        row = row[-length:]
+        if len(row):
+            out[r, length - len(row) :] = row
+    return out
+
+
+def csr(rows):
+    """Ragged rows -> (offsets (n+1,), flat values)."""
+    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    flat = np.concatenate(rows).astype(np.int64) if len(rows) else np.zeros(0, np.int64)
+    return offsets, flat
+
+
+@dataclass
+class EvalSet:
+    """Cases to rank: inputs (n, max_len) left-padded, targets (n,), the users they belong to,
+    and each case's items to mask (its history minus the target) as CSR."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    users: np.ndarray
+    mask_offsets: np.ndarray
+    mask_items: np.ndarray
+
+    def __len__(self):
+        return len(self.targets)
+
+    def masked(self, start, stop):
+        """(row, item) pairs to mask for cases start..stop, rows relative to start."""
+        lo, hi = self.mask_offsets[start], self.mask_offsets[stop]
+        counts = np.diff(self.mask_offsets[start : stop + 1])
+        rows = np.repeat(np.arange(stop - start), counts)
+        return rows, self.mask_items[lo:hi]
+
+
+def eval_set(prefixes, targets, users, max_len):
+    histories = [np.unique(p[p != t]) for p, t in zip(prefixes, targets)]
+    offsets, flat = csr(histories)
+    return EvalSet(left_pad(prefixes, max_len), np.asarray(targets, np.int64), np.asarray(users, np.int64), offsets, flat)
+
+
+class SplitData:
+    """A RecDataset split for training and leave-one-out evaluation (see the module docstring)."""
+
+    def __init__(self, dataset, max_len=20, min_interactions=5, cold_threshold=10):
+        self.dataset = dataset
+        self.max_len = max_len
+        self.item_ids = list(dataset.items["item_id"])
+        self.n_items = len(self.item_ids)
+        inter = dataset.interactions
+        index = pd.Index(self.item_ids).get_indexer(inter["item_id"]) + 1  # 0 where unknown
+        unknown = int((index == 0).sum())
+        if unknown:
+            examples = inter["item_id"][index == 0].unique()[:3].tolist()
+            log.warning("%s: dropped %d interaction(s) with item ids missing from the item table, e.g. %s",
+                        dataset.name, unknown, examples)
+        frame = pd.DataFrame({"user": inter["user_id"].to_numpy(), "item": index, "t": inter["timestamp"].to_numpy()})
+        frame = frame[frame["item"] > 0]
+        frame = frame.sort_values(["user", "t"], kind="stable")
+        sizes = frame.groupby("user", sort=False).size()
+        keep = sizes[sizes >= min_interactions].index
+        dropped_users = int(len(sizes) - len(keep))
+        frame = frame[frame["user"].isin(keep)]
+        if frame.empty:
+            raise ValueError(
+                f"{dataset.name}: no user has {min_interactions} or more interactions; "
+                "lower data.min_interactions or check the interaction table"
+            )
+        users, starts = np.unique(frame["user"].to_numpy(), return_index=True)
+        order = np.argsort(starts)
+        self.user_ids = users[order].tolist()
+        bounds = np.sort(starts)
+        self.sequences = np.split(frame["item"].to_numpy().astype(np.int64), bounds[1:])
+        self._build(cold_threshold)
+        self.stats = {
+            "users": len(self.sequences),
+            "items": self.n_items,
+            "interactions": int(sum(len(s) for s in self.sequences)),
+            "avg_len": float(np.mean([len(s) for s in self.sequences])),
+            "cold_items": int(self.cold[1:].sum()),
+            "cold_cases": len(self.cold_test),
+            "train_windows": len(self.train_windows),
+            "dropped_users": dropped_users,
+            "dropped_unknown_items": unknown,
+            **dataset.notes,
+        }
+
+    def _build(self, cold_threshold):
+        L = self.max_len
+        train_parts = [s[:-2] for s in self.sequences]
+        self.train_counts = np.bincount(np.concatenate(train_parts), minlength=self.n_items + 1)
+        self.train_counts[0] = 0
+        self.cold = self.train_counts < cold_threshold  # (N+1,) by item index
+        self.cold[0] = False
+        self.history_offsets, self.history_items = csr([np.unique(p) for p in train_parts])  # sorted per user
+
+        windows, window_users = [], []
+        for u, part in enumerate(train_parts):
+            for end in range(len(part), 1, -L):  # windows of L+1 items overlapping by one, from the end
+                windows.append(part[max(0, end - L - 1) : end])
+                window_users.append(u)
+        self.train_windows = left_pad(windows, L + 1)
+        self.window_users = np.asarray(window_users, np.int64)
+
+        users = np.arange(len(self.sequences))
+        self.valid = eval_set([s[:-2] for s in self.sequences], [s[-2] for s in self.sequences], users, L)
+        self.test = eval_set([s[:-1] for s in self.sequences], [s[-1] for s in self.sequences], users, L)
+        cases = [(u, p) for u, s in enumerate(self.sequences) for p in (len(s) - 2, len(s) - 1) if self.cold[s[p]]]
+        self.cold_test = eval_set(
+            [self.sequences[u][:p] for u, p in cases], [self.sequences[u][p] for u, p in cases], [u for u, _ in cases], L
+        )
+
+    def history(self, users):
+        """Sorted training items of each user in `users`, as a list of arrays."""
+        o = self.history_offsets
+        return [self.history_items[o[u] : o[u + 1]] for u in users]
+
+    def __repr__(self):
+        s = self.stats
+        return (
+            f"SplitData({self.dataset.name!r}: {s['users']} users, {s['items']} items, avg len {s['avg_len']:.1f}, "
+            f"{s['cold_items']} cold items, {s['cold_cases']} cold cases)"
+        )

@@ -1,0 +1,38 @@
+"""The one device helper: CUDA when present (bf16 autocast there), else CPU; Accelerate underneath."""
+import os
+import resource
+
+import torch
+from accelerate import Accelerator
+
+from .registry import ConfigError
+
+
+def use_cuda(preference="auto"):
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device=cuda but no CUDA device is visible; use train.device=auto or cpu")
+    return preference == "cuda" or (preference == "auto" and torch.cuda.is_available())
+
+
+def make_accelerator(train_cfg):
+    """An Accelerator for this run; checks that a multi-process launch really got its processes.
+
+    On CPU, `accelerate launch --cpu --num_processes 2` can silently start one process and a
+    plain launch under torchrun can run unsynced copies: compare with torchrun's WORLD_SIZE.
+    """
+    cuda = use_cuda(train_cfg.device)
+    accelerator = Accelerator(cpu=not cuda, mixed_precision="bf16" if cuda and train_cfg.bf16 else "no")
+    expected = int(os.environ.get("WORLD_SIZE", "1"))
+    if accelerator.num_processes != expected:
+        raise RuntimeError(
+            f"launched with WORLD_SIZE={expected} but Accelerate runs {accelerator.num_processes} process(es); "
+            "on CPU launch with `torchrun --nproc_per_node N -m mmsr_kit.cli train ...`"
+        )
+    return accelerator
+
+
+def peak_memory_mb(device):
+    """Peak memory of this process: allocated CUDA memory on a GPU, resident set size on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB

@@ -1,0 +1,89 @@
+"""A recommender = an item encoder (item index -> vector) + a sequence encoder; scores are dot products."""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class IDEmbedding(nn.Module):
+    """IDSR's item encoder: a learned vector per item index (row 0 is padding)."""
+
+    def __init__(self, n_items, hidden):
+        super().__init__()
+        self.table = nn.Embedding(n_items + 1, hidden, padding_idx=0)
+        nn.init.normal_(self.table.weight, std=0.02)
+        with torch.no_grad():
+            self.table.weight[0].zero_()
+
+    def forward(self, items):  # (U,) -> (U, D)
+        return self.table(items)
+
+    def encoder_parameters(self):
+        return []  # nothing pretrained: the table trains at the main learning rate
+
+
+class Recommender(nn.Module):
+    """Encodes each distinct item of a batch once, runs the sequence encoder, scores by dot product."""
+
+    def __init__(self, item_encoder, sequence_encoder):
+        super().__init__()
+        self.items = item_encoder
+        self.sequence = sequence_encoder
+
+    def item_vectors(self, ids):
+        """Vectors for item indices of any shape (..., D); padding (0) gives zeros and is never encoded."""
+        flat = ids.reshape(-1)
+        unique, inverse = torch.unique(flat, return_inverse=True)
+        real = unique[1:] if unique[0] == 0 else unique
+        vectors = self.items(real)  # (U, D): each distinct item once
+        if len(real) < len(unique):
+            vectors = torch.cat([vectors.new_zeros(1, vectors.shape[-1]), vectors])
+        return vectors[inverse].reshape(*ids.shape, -1)
+
+    def user_vectors(self, inputs):
+        """(B, L) left-padded item indices -> (B, L, D); the last position is the user vector."""
+        return self.sequence(self.item_vectors(inputs), inputs > 0)
+
+    def forward(self, inputs, targets, negatives):
+        """BCE with one negative per positive, averaged over the non-padding positions."""
+        vectors = self.item_vectors(torch.stack([inputs, targets, negatives]))  # (3, B, L, D): one encode for all
+        h = self.sequence(vectors[0], inputs > 0)  # (B, L, D)
+        pos = (h * vectors[1]).sum(-1)  # (B, L)
+        neg = (h * vectors[2]).sum(-1)
+        mask = (targets > 0).to(h.dtype)
+        loss = F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos), reduction="none")
+        loss = loss + F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg), reduction="none")
+        return (loss * mask).sum() / mask.sum().clamp(min=1)
+
+    @torch.no_grad()
+    def all_item_vectors(self, n_items, batch_size=4096):
+        """(n_items + 1, D) vectors of every item, row 0 zeros; computed once per evaluation."""
+        device = next(self.parameters()).device
+        chunks = [self.items(torch.arange(s, min(s + batch_size, n_items + 1), device=device))
+                  for s in range(1, n_items + 1, batch_size)]
+        vectors = torch.cat(chunks)
+        return torch.cat([vectors.new_zeros(1, vectors.shape[-1]), vectors])
+
+    @torch.no_grad()
+    def last_user_vectors(self, inputs):
+        return self.user_vectors(inputs)[:, -1]  # (B, D)
+
+
+class MostPop(nn.Module):
+    """The popularity floor: every user scores items by their training count.
+
+    It fits the same scoring path: the user vector is 1, the item vector is the count.
+    """
+
+    trainable = False
+
+    def __init__(self, train_counts):
+        super().__init__()
+        self.register_buffer("counts", torch.as_tensor(train_counts, dtype=torch.float32)[:, None])  # (N+1, 1)
+
+    @torch.no_grad()
+    def all_item_vectors(self, n_items, batch_size=4096):
+        return self.counts
+
+    @torch.no_grad()
+    def last_user_vectors(self, inputs):
+        return self.counts.new_ones(len(inputs), 1)

@@ -1,0 +1,32 @@
+"""The results log: one JSON line per run (time, config hash, config, metrics), read back as a table."""
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from .paths import results_path
+
+
+def append_result(cfg, metrics, path=None):
+    """Append one run to the log (default: `mmsr_kit.paths.results_path()`); returns the record."""
+    path = Path(path) if path else results_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "config_hash": cfg.hash(),
+        "config": cfg.to_dict(),
+        "metrics": metrics,
+    }
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")  # one write per line: concurrent runs do not interleave
+    return record
+
+
+def read_results(path=None):
+    """The log as a flat DataFrame: columns such as `config.model.mode` and `metrics.test.hr@10`."""
+    path = Path(path) if path else results_path()
+    if not path.exists():
+        return pd.DataFrame()
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return pd.json_normalize(records)
