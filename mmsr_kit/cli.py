@@ -46,7 +46,8 @@ def cmd_train(args):
 
     cfg = make_config(args.preset, file=args.config, overrides=parse_sets(args.set))
     run = fit(cfg, out_dir=args.out, results=False if args.no_log else args.results, progress=not args.quiet)
-    print(json.dumps(run.metrics))
+    if run.main_process:
+        print(json.dumps(run.metrics))
 
 
 def build_parser():

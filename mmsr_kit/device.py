@@ -21,6 +21,10 @@ def make_accelerator(train_cfg):
     plain launch under torchrun can run unsynced copies: compare with torchrun's WORLD_SIZE.
     """
     cuda = use_cuda(train_cfg.device)
+    if train_cfg.deterministic and cuda:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for repeatable results
+    # Some CPU kernels (with several threads) differ in the last bits from run to run without this.
+    torch.use_deterministic_algorithms(train_cfg.deterministic, warn_only=True)
     accelerator = Accelerator(cpu=not cuda, mixed_precision="bf16" if cuda and train_cfg.bf16 else "no")
     expected = int(os.environ.get("WORLD_SIZE", "1"))
     if accelerator.num_processes != expected:

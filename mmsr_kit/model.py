@@ -10,7 +10,7 @@ class IDEmbedding(nn.Module):
     def __init__(self, n_items, hidden):
         super().__init__()
         self.table = nn.Embedding(n_items + 1, hidden, padding_idx=0)
-        nn.init.normal_(self.table.weight, std=0.02)
+        nn.init.normal_(self.table.weight, std=hidden**-0.5)  # unit-norm vectors on average
         with torch.no_grad():
             self.table.weight[0].zero_()
 
@@ -49,7 +49,7 @@ class Recommender(nn.Module):
         h = self.sequence(vectors[0], inputs > 0)  # (B, L, D)
         pos = (h * vectors[1]).sum(-1)  # (B, L)
         neg = (h * vectors[2]).sum(-1)
-        mask = (targets > 0).to(h.dtype)
+        mask = ((inputs > 0) & (targets > 0)).to(h.dtype)  # a real item predicting a real next item
         loss = F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos), reduction="none")
         loss = loss + F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg), reduction="none")
         return (loss * mask).sum() / mask.sum().clamp(min=1)

@@ -22,10 +22,11 @@ class UnknownNameError(KeyError, ConfigError):
         return self.message
 
 
-def unknown_name_message(kind, name, choices):
+def unknown_name_message(kind, name, choices, guess=None):
+    """"unknown fusion 'flim'; choose one of: ... (did you mean 'film'?)"; `guess` is matched instead of `name`."""
     choices = sorted(choices)
     message = f"unknown {kind} {name!r}; choose one of: {', '.join(choices)}"
-    close = difflib.get_close_matches(str(name), choices, n=1)
+    close = difflib.get_close_matches(str(guess or name), choices, n=1)
     if close:
         message += f" (did you mean {close[0]!r}?)"
     return message

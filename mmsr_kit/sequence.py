@@ -55,6 +55,7 @@ class SASRec(nn.Module):
         super().__init__()
         self.max_len = max_len
         self.position = nn.Embedding(max_len, hidden)
+        nn.init.normal_(self.position.weight, std=0.02)  # small next to item vectors, or it drowns them at the start
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(TransformerBlock(hidden, heads, dropout) for _ in range(layers or self.default_layers))
         self.norm = nn.LayerNorm(hidden)

@@ -4,7 +4,7 @@ import copy
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -35,7 +35,7 @@ class Run:
     model: torch.nn.Module
     data: SplitData
     out_dir: Optional[Path] = None
-    extra: dict = field(default_factory=dict)
+    main_process: bool = True  # False on the other ranks of a multi-process launch
 
 
 def param_groups(model, train_cfg):
@@ -150,7 +150,7 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True):
         "processes": accelerator.num_processes,
         "data": data.stats,
     })
-    run = Run(cfg, metrics, history, model, data, Path(out_dir) if out_dir else None)
+    run = Run(cfg, metrics, history, model, data, Path(out_dir) if out_dir else None, accelerator.is_main_process)
     if accelerator.is_main_process:
         if out_dir:
             save_run(run)

@@ -1,0 +1,64 @@
+"""Plotly figures for the notebooks; each function returns a figure so tests can inspect its data."""
+import numpy as np
+import plotly.express as px
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+
+def item_grid(dataset, items=None, n=16, cols=8, title_chars=28):
+    """Pictures of `items` (default: the first n) with their titles as captions."""
+    if not dataset.has_images:
+        raise ValueError(f"{dataset.name} has no images")
+    items = list(range(n)) if items is None else list(items)
+    rows = dataset.items.select(items)
+    images = np.stack([np.asarray(img.convert("RGB")) for img in rows["image"]])  # (n, S, S, 3)
+    fig = px.imshow(images, facet_col=0, facet_col_wrap=cols, facet_col_spacing=0.01, facet_row_spacing=0.08)
+    texts = rows["text"]
+    for annotation in fig.layout.annotations:  # facet captions "facet_col=k" -> the item's title
+        k = int(annotation.text.split("=")[1])
+        text = texts[k]
+        annotation.text = text if len(text) <= title_chars else text[: title_chars - 1] + "…"
+        annotation.font.size = 9
+    fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
+    fig.update_layout(title=f"{dataset.name}: items and their titles", height=170 * int(np.ceil(len(items) / cols)),
+                      margin=dict(l=10, r=10, t=60, b=10))
+    return fig
+
+
+def popularity_curve(data):
+    """Training occurrences of each item, most popular first, with the cold threshold marked."""
+    counts = np.sort(data.train_counts[1:])[::-1]
+    cold = int(data.cold[1:].sum())
+    fig = go.Figure(go.Scatter(x=np.arange(1, len(counts) + 1), y=np.maximum(counts, 0.8), mode="lines", name="items"))
+    threshold = counts[len(counts) - cold] if cold else None
+    if cold:
+        fig.add_vrect(x0=len(counts) - cold + 1, x1=len(counts), fillcolor="steelblue", opacity=0.15, line_width=0,
+                      annotation_text=f"{cold} cold items", annotation_position="top left")
+    fig.update_layout(title=f"{data.dataset.name}: popularity (training occurrences per item)",
+                      xaxis_title="item rank", yaxis_title="occurrences", yaxis_type="log")
+    fig.layout.meta = {"cold_items": cold, "threshold_count": None if threshold is None else int(threshold)}
+    return fig
+
+
+def training_curves(histories, metric="ndcg@10"):
+    """Loss and validation `metric` per epoch; `histories` is {run name: Run.history}."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", f"validation {metric}"))
+    for i, (name, history) in enumerate(histories.items()):
+        colour = px.colors.qualitative.Plotly[i % 10]
+        epochs = [r["epoch"] for r in history]
+        fig.add_scatter(x=epochs, y=[r["loss"] for r in history], name=name, line_color=colour, row=1, col=1)
+        evaluated = [r for r in history if f"valid_{metric}" in r]
+        fig.add_scatter(x=[r["epoch"] for r in evaluated], y=[r[f"valid_{metric}"] for r in evaluated], name=name,
+                        line_color=colour, showlegend=False, row=1, col=2)
+    fig.update_xaxes(title_text="epoch")
+    return fig
+
+
+def compare_bar(metrics, metric="hr@10", splits=("test", "cold")):
+    """Grouped bars of `metric` per run and split; `metrics` is {run name: Run.metrics}."""
+    fig = go.Figure()
+    for split in splits:
+        names = list(metrics)
+        fig.add_bar(name=split, x=names, y=[metrics[n][split].get(metric, 0.0) for n in names])
+    fig.update_layout(barmode="group", title=metric.upper(), yaxis_title=metric)
+    return fig

@@ -1,0 +1,97 @@
+"""Metrics against numbers worked out by hand, ties and masking included."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mmsr_kit.data.split import eval_set
+from mmsr_kit.evaluate import full_ranking_metrics, metrics_from_ranks, parse_metric, rank_counts
+from mmsr_kit.registry import ConfigError
+
+
+def metrics(scores, targets, ks):
+    g, e = rank_counts(torch.tensor(scores, dtype=torch.float32), torch.tensor(targets))
+    return {k: float(v) for k, v in metrics_from_ranks(g, e, ks).items()}
+
+
+def test_single_rank_by_hand():
+    # target item 1 scores 0.5; items 2 (0.9) and 4 (0.7) score higher -> 0-based rank 2
+    m = metrics([[-1.0, 0.5, 0.9, 0.1, 0.7]], [1], ks=[1, 2, 3])
+    assert m["hr@1"] == 0 and m["hr@2"] == 0 and m["hr@3"] == 1
+    assert m["ndcg@3"] == pytest.approx(1 / math.log2(4))  # rank 2 -> 1/log2(2+2)
+    assert m["ndcg@2"] == 0
+
+
+def test_ties_are_broken_at_random_in_expectation():
+    # target 0.5; one item higher, two others equal -> ranks 1, 2, 3 with probability 1/3 each
+    m = metrics([[0.9, 0.5, 0.5, 0.5, 0.1]], [2], ks=[1, 2, 3, 10])
+    assert m["hr@1"] == 0
+    assert m["hr@2"] == pytest.approx(1 / 3)
+    assert m["hr@3"] == pytest.approx(2 / 3)
+    assert m["hr@10"] == pytest.approx(1)
+    assert m["ndcg@3"] == pytest.approx((1 / math.log2(3) + 1 / math.log2(4)) / 3)
+    assert m["ndcg@10"] == pytest.approx((1 / math.log2(3) + 1 / math.log2(4) + 1 / math.log2(5)) / 3)
+
+
+def test_constant_scores_give_chance():
+    n = 40
+    m = metrics([[0.0] * n], [7], ks=[10])
+    assert m["hr@10"] == pytest.approx(10 / n)
+
+
+def test_sums_over_cases():
+    m = metrics([[0.1, 0.9, 0.2], [0.1, 0.2, 0.9]], [1, 1], ks=[1])
+    assert m["hr@1"] == 1  # first case hits, second misses: a sum, not a mean
+
+
+class FixedModel(torch.nn.Module):
+    """User vector (1, 0): an item's score is its first coordinate."""
+
+    def __init__(self, item_scores):
+        super().__init__()
+        self.vectors = torch.nn.Parameter(torch.tensor([[s, 0.0] for s in item_scores]))
+
+    def all_item_vectors(self, n_items, batch_size=4096):
+        return self.vectors
+
+    def last_user_vectors(self, inputs):
+        return torch.tensor([[1.0, 0.0]]).expand(len(inputs), 2)
+
+
+def test_history_is_masked_but_not_the_target():
+    # items 1..5 score 5,4,3,2,1 (row 0 is padding). Target 3 with history {1, 3, 4}:
+    # 1 is masked, 3 is the target itself (kept), 4 scores lower -> only item 2 is above: rank 1.
+    model = FixedModel([0, 5, 4, 3, 2, 1])
+    evalset = eval_set([np.array([1, 3, 4])], [3], [0], max_len=4)
+    m = full_ranking_metrics(model, evalset, n_items=5, ks=[1, 2], batch_size=8)
+    assert m["n"] == 1 and m["hr@1"] == 0 and m["hr@2"] == 1
+    assert m["ndcg@2"] == pytest.approx(1 / math.log2(3))
+    # without history the target sits behind items 1 and 2
+    m = full_ranking_metrics(model, eval_set([np.array([5])], [3], [0], max_len=4), n_items=5, ks=[2, 3])
+    assert m["hr@2"] == 0 and m["hr@3"] == 1
+
+
+def test_padding_item_never_ranks():
+    model = FixedModel([100, 1, 2])  # padding row scores highest but is never a candidate
+    m = full_ranking_metrics(model, eval_set([np.array([1])], [2], [0], max_len=2), n_items=2, ks=[1])
+    assert m["hr@1"] == 1
+
+
+def test_batching_does_not_change_results():
+    rng = np.random.default_rng(0)
+    model = FixedModel(rng.normal(size=51).tolist())
+    prefixes = [rng.choice(np.arange(1, 51), size=5, replace=False) for _ in range(37)]
+    targets = rng.integers(1, 51, size=37)
+    evalset = eval_set(prefixes, targets, np.arange(37), max_len=5)
+    one = full_ranking_metrics(model, evalset, 50, ks=[10], batch_size=1000)
+    small = full_ranking_metrics(model, evalset, 50, ks=[10], batch_size=4)
+    assert one == pytest.approx(small)
+
+
+def test_parse_metric():
+    assert parse_metric("ndcg@10", [10, 20]) == ("ndcg", 10)
+    with pytest.raises(ConfigError, match="choose one of"):
+        parse_metric("ndcg@5", [10, 20])
+    with pytest.raises(ConfigError):
+        parse_metric("mrr@10", [10])

@@ -1,0 +1,34 @@
+"""Negatives: uniform over items, never in the user's training history, zero at padding."""
+import numpy as np
+import pytest
+import torch
+
+from mmsr_kit.data.batches import TrainWindows, sample_negatives
+
+
+def test_negatives_avoid_history_even_when_it_is_most_items():
+    n_items = 20
+    history = torch.tensor([list(range(1, 19)), [3, 5, 7, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21]])
+    torch.manual_seed(0)
+    neg = sample_negatives(history, (2, 500), n_items)
+    assert set(neg[0].tolist()) == {19, 20}  # the only items outside row 0's history
+    assert not set(neg[1].tolist()) & {3, 5, 7}
+    assert set(neg[1].tolist()) == set(range(1, 21)) - {3, 5, 7}  # uniform: every other item shows up
+
+
+def test_history_covering_every_item_is_an_error():
+    with pytest.raises(RuntimeError, match="almost every item"):
+        sample_negatives(torch.arange(1, 6)[None], (1, 4), 5, max_rounds=5)
+
+
+def test_collate_on_real_split(smoke_config):
+    from mmsr_kit import load_split
+
+    data = load_split(smoke_config().data)
+    windows = TrainWindows(data)
+    idx = np.arange(64)
+    inputs, targets, negatives = windows.collate(idx)
+    assert torch.equal(inputs[:, 1:], targets[:, :-1])  # targets are the inputs shifted by one
+    assert torch.equal(negatives == 0, targets == 0)  # a negative exactly where there is a target
+    for row, user in enumerate(data.window_users[idx]):
+        assert not set(negatives[row].tolist()) & set(data.history([user])[0].tolist())
