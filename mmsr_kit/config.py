@@ -2,6 +2,7 @@
 
 Merge order (lowest first): dataclass defaults < preset < YAML file < overrides.
 """
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -130,22 +131,13 @@ def _coerce(key, value, tp):
             return value.lower() in ("true", "yes", "1")
         if isinstance(value, bool):
             return value
-    elif tp is int:
+    elif tp in (int, float):
         if isinstance(value, str):
-            try:
-                value = int(value)
-            except ValueError:
-                pass
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            with contextlib.suppress(ValueError):
+                value = tp(value)  # "3" -> 3, "1e-3" -> 0.001; "1.5" stays a string for an int field
+        accepted = (int,) if tp is int else (int, float)
+        if isinstance(value, accepted) and not isinstance(value, bool):
+            return tp(value)
     elif tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
