@@ -4,6 +4,7 @@ import resource
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 
 from .registry import ConfigError
 
@@ -25,6 +26,10 @@ def make_accelerator(train_cfg):
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for repeatable results
     # Some CPU kernels (with several threads) differ in the last bits from run to run without this.
     torch.use_deterministic_algorithms(train_cfg.deterministic, warn_only=True)
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        # Accelerate keeps its settings per process; a notebook that trains again with another precision
+        # or device would be refused ("AcceleratorState has already been initialized"), so start afresh.
+        AcceleratorState._reset_state(reset_partial_state=True)
     accelerator = Accelerator(cpu=not cuda, mixed_precision="bf16" if cuda and train_cfg.bf16 else "no")
     expected = int(os.environ.get("WORLD_SIZE", "1"))
     if accelerator.num_processes != expected:

@@ -78,3 +78,13 @@ def test_param_groups_split_encoders_from_the_rest():
     assert groups["encoder"]["weight_decay"] == 0
     assert groups["decay"]["params"] == [model.items.head.weight] and groups["decay"]["weight_decay"] == 0.1
     assert groups["no_decay"]["params"] == [model.items.head.bias]
+
+
+def test_a_second_run_may_change_accelerate_settings(smoke_config):
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    Accelerator(cpu=True, mixed_precision="bf16")  # what a bf16 run on a GPU leaves behind in a notebook
+    run = fit(smoke_config(train__epochs=1), results=False, progress=False)  # asks for mixed_precision="no"
+    assert run.metrics["test"]["n"] > 0
