@@ -17,24 +17,30 @@ from .registry import ConfigError
 def registries():
     """What `mmsr list` can show: heading -> sorted names (later issues add encoders, fusions ...)."""
     from . import config, data, modes, sequence  # noqa: F401  (fill the registries)
+    from .encoders import TEXT_ENCODERS, VISION_ENCODERS
+    from .fusion import FUSIONS
     from .registry import DATASETS, MODES, SEQUENCES
 
     return {
         "datasets": DATASETS.names(),
         "sequences": SEQUENCES.names(),
         "modes": MODES.names(),
+        "text encoders": TEXT_ENCODERS.names(),
+        "vision encoders": VISION_ENCODERS.names(),
+        "fusions": FUSIONS.names(),
         "presets": config.PRESETS.names(),
     }
 
 
 def cmd_list(args):
     tables = registries()
-    if args.what and args.what not in tables:
+    words = {w for heading in tables for w in heading.split()}  # `mmsr list encoders` shows text and vision
+    if args.what and args.what not in words:
         from .registry import unknown_name_message
 
-        raise ConfigError(unknown_name_message("heading", args.what, tables))
+        raise ConfigError(unknown_name_message("heading", args.what, sorted(words)))
     for heading, names in tables.items():
-        if args.what in (None, heading):
+        if args.what is None or args.what in heading.split():
             print(f"{heading}:")
             for name in names:
                 print(f"  {name}")

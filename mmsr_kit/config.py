@@ -27,6 +27,7 @@ class DataConfig:
     min_interactions: int = 5  # users with fewer interactions are dropped (the paper's 5)
     max_len: int = 20  # longest input sequence a model sees; longer histories train as several windows
     cold_threshold: int = 10  # items with fewer training occurrences are cold (the paper's 10)
+    views: int = 8  # synthetic world: variants of each title and picture drawn per encode in training; 1: none
 
 
 @dataclass
@@ -36,7 +37,16 @@ class ModelConfig:
     hidden: int = 64  # width of item and user vectors (768 in the paper)
     layers: typing.Optional[int] = None  # None: the paper's depth (SASRec 2, GRU4Rec 4, NextItNet 2)
     heads: int = 2  # attention heads (SASRec)
-    dropout: float = 0.1  # dropout in the sequence model
+    dropout: float = 0.1  # dropout in the sequence model, fusion and projections
+    text_encoder: str = "tiny-bert"  # registered name (`mmsr list encoders`), hub id or local path
+    vision_encoder: str = "tiny-vit"  # registered name, timm:NAME, or a ViT-MAE hub id / local path
+    fusion: str = "merge_attention_1"  # how text and picture meet in mode mmsr (`mmsr list fusions`)
+    text_len: int = 30  # tokens kept per text (the paper's 10 / 30 / 50)
+    pooling: str = "cls"  # text vector: cls (first token) or mean
+    text_blocks: str = "default"  # trained top blocks: default (2; all for tiny encoders), all, or a number
+    vision_blocks: str = "default"  # the same for the vision encoder (ResNet50 / EfficientNet: stages, default 3)
+    mask_ratio: float = 0.0  # MAE only: share of patches masked, in training only (the paper's MAE used 0.75)
+    encode_every_occurrence: bool = False  # reference path: encode each occurrence, not each distinct item
 
 
 @dataclass
@@ -99,7 +109,7 @@ PRESETS["smoke"] = {
 PRESETS["workshop"] = {}
 PRESETS["paper"] = {
     "data": {"image_size": 224, "max_len": 20},
-    "model": {"hidden": 768, "dropout": 0.1},
+    "model": {"hidden": 768, "dropout": 0.1, "text_encoder": "roberta", "vision_encoder": "mae", "text_len": 50},
     "train": {"epochs": 150, "batch_size": 64, "lr": 1e-4, "encoder_lr": 5e-5, "decay_after": 120, "deterministic": False},
 }
 
@@ -230,6 +240,20 @@ def validate(cfg):
         )
     MODES[cfg.model.mode]
     SEQUENCES[cfg.model.sequence]
+    from .encoders import text_spec, vision_spec
+    from .fusion import FUSIONS
+    from .modes import parse_blocks
+
+    if cfg.model.mode in ("mmsr", "mmsr_t"):
+        text_spec(cfg.model.text_encoder)
+    if cfg.model.mode in ("mmsr", "mmsr_v"):
+        vision_spec(cfg.model.vision_encoder)
+    FUSIONS[cfg.model.fusion]
+    parse_blocks(cfg.model.text_blocks), parse_blocks(cfg.model.vision_blocks)
+    if cfg.model.pooling not in ("cls", "mean"):
+        raise UnknownNameError(unknown_name_message("pooling", cfg.model.pooling, ["cls", "mean"]))
+    if not 0 <= cfg.model.mask_ratio < 1:
+        raise ConfigError("model.mask_ratio must be in [0, 1)")
     if cfg.data.domain not in ("shop", "video"):
         raise UnknownNameError(unknown_name_message("synthetic domain", cfg.data.domain, ["shop", "video"]))
     from .evaluate import parse_metric
@@ -237,7 +261,8 @@ def validate(cfg):
     parse_metric(cfg.train.metric, cfg.eval.ks)
     if cfg.train.device not in ("auto", "cpu", "cuda"):
         raise UnknownNameError(unknown_name_message("device", cfg.train.device, ["auto", "cpu", "cuda"]))
-    for key in ("train.epochs", "train.batch_size", "train.eval_every", "data.max_len", "model.hidden", "eval.batch_size"):
+    for key in ("train.epochs", "train.batch_size", "train.eval_every", "data.max_len", "model.hidden", "eval.batch_size",
+                "data.views", "model.text_len"):
         section, name = key.split(".")
         if getattr(getattr(cfg, section), name) < 1:
             raise ConfigError(f"{key} must be at least 1")

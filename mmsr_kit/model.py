@@ -24,14 +24,21 @@ class IDEmbedding(nn.Module):
 class Recommender(nn.Module):
     """Encodes each distinct item of a batch once, runs the sequence encoder, scores by dot product."""
 
-    def __init__(self, item_encoder, sequence_encoder):
+    def __init__(self, item_encoder, sequence_encoder, encode_every_occurrence=False):
         super().__init__()
         self.items = item_encoder
         self.sequence = sequence_encoder
+        self.encode_every_occurrence = encode_every_occurrence  # the reference path, for tests and benchmarks
 
     def item_vectors(self, ids):
         """Vectors for item indices of any shape (..., D); padding (0) gives zeros and is never encoded."""
         flat = ids.reshape(-1)
+        if self.encode_every_occurrence:
+            real = flat > 0
+            vectors = self.items(flat[real])  # (occurrences, D)
+            out = vectors.new_zeros(len(flat), vectors.shape[-1])
+            out[real] = vectors
+            return out.reshape(*ids.shape, -1)
         unique, inverse = torch.unique(flat, return_inverse=True)
         real = unique[1:] if unique[0] == 0 else unique
         vectors = self.items(real)  # (U, D): each distinct item once

@@ -4,6 +4,31 @@ from .registry import MODES
 from .sequence import build_sequence
 
 
+def parse_blocks(value):
+    """model.text_blocks / vision_blocks: "default" (the encoder's own), "all", or a number of top blocks."""
+    value = str(value)
+    if value in ("default", "all") or value.isdigit():
+        return None if value == "all" else value if value == "default" else int(value)
+    from .registry import ConfigError
+
+    raise ConfigError(f"a number of blocks is default, all or a whole number, not {value!r}")
+
+
+def content_model(cfg, data, use_text, use_vision):
+    from .encoders import TextEncoder, VisionEncoder
+    from .fusion import build_fusion
+    from .items import ContentItemEncoder, ItemContent
+
+    m = cfg.model
+    text = TextEncoder(m.text_encoder, m.text_len, m.pooling, parse_blocks(m.text_blocks)) if use_text else None
+    vision = (VisionEncoder(m.vision_encoder, cfg.data.image_size, parse_blocks(m.vision_blocks), m.mask_ratio)
+              if use_vision else None)
+    content = ItemContent(data, text, vision, views=cfg.data.views, seed=cfg.data.world_seed)
+    fusion = build_fusion(m.fusion, m.hidden, text.width, vision.width, m.dropout) if use_text and use_vision else None
+    items = ContentItemEncoder(content, m.hidden, text, vision, fusion, m.dropout)
+    return Recommender(items, build_sequence(m, data.max_len), m.encode_every_occurrence)
+
+
 @MODES.register("idsr")
 def idsr(cfg, data):
     """ID-based sequential recommendation: an item embedding table."""
@@ -18,3 +43,21 @@ def mostpop(cfg, data):
 
 def build_model(cfg, data):
     return MODES[cfg.model.mode](cfg, data)
+
+
+@MODES.register("mmsr")
+def mmsr(cfg, data):
+    """Text + picture: a text encoder and a vision encoder joined by a fusion (model.fusion)."""
+    return content_model(cfg, data, use_text=True, use_vision=True)
+
+
+@MODES.register("mmsr_t")
+def mmsr_t(cfg, data):
+    """Text only: the text encoder's pooled vector, projected."""
+    return content_model(cfg, data, use_text=True, use_vision=False)
+
+
+@MODES.register("mmsr_v")
+def mmsr_v(cfg, data):
+    """Picture only: the vision encoder's pooled vector, projected."""
+    return content_model(cfg, data, use_text=False, use_vision=True)

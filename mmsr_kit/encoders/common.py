@@ -1,0 +1,86 @@
+"""What text and vision encoders share: loading by name or path offline, and top-k fine-tuning."""
+import os
+from pathlib import Path
+
+import torch.nn as nn
+
+from ..registry import ConfigError
+
+
+class ModelNotFound(ConfigError):
+    """A model that is neither a local folder nor reachable: one message naming it and how to supply it."""
+
+
+def hub_offline():
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
+def missing_model(name, kind, cause=None, how=None):
+    where = "HF_HUB_OFFLINE is set, so the hub is not asked" if hub_offline() else "the hub could not be reached"
+    how = how or f"a local folder (model.{kind.replace(' ', '_')}=/path/to/model, written by save_pretrained)"
+    return ModelNotFound(
+        f"{kind} {name!r} was not found: it is not local, not in the Hugging Face cache, and {where}. "
+        f"Pass {how} or, with a network, its hub name; `mmsr list encoders` names the ones that work offline."
+        + (f" ({type(cause).__name__}: {str(cause).splitlines()[0][:200]})" if cause else "")
+    )
+
+
+def from_pretrained(load, name, kind):
+    """Call `load(name, local_files_only=...)`: local folders and the cache first, the hub only when online."""
+    if Path(name).expanduser().is_dir():
+        return load(str(Path(name).expanduser()), local_files_only=True)
+    try:
+        return load(name, local_files_only=True)
+    except (OSError, ValueError) as cached_error:
+        if hub_offline():
+            raise missing_model(name, kind, cached_error) from None
+    try:
+        return load(name, local_files_only=False)
+    except Exception as error:  # network errors come in many types; all mean the same here
+        raise missing_model(name, kind, error) from None
+
+
+def encoder_blocks(model):
+    """The transformer blocks of a Hugging Face encoder, bottom first, found by module structure."""
+    encoder = getattr(model, "encoder", None)
+    for attr in ("layer", "layers", "block"):
+        if encoder is not None and isinstance(getattr(encoder, attr, None), nn.ModuleList):
+            return list(getattr(encoder, attr))
+    lists = [m for n, m in model.named_modules() if isinstance(m, nn.ModuleList) and n.split(".")[-1] in ("layer", "layers")]
+    if not lists:
+        raise ConfigError(f"cannot find the transformer blocks of {type(model).__name__}")
+    return list(max(lists, key=len))
+
+
+class TopBlocks(nn.Module):
+    """Base of the encoders: trains only the top `k` of `blocks` (None: everything), frozen parts in eval mode.
+
+    Subclasses set `self.blocks` (an ordered list of modules, bottom first) and `self.heads` (modules above
+    the blocks, such as a final norm, that train whenever any block does), then call `self.set_trainable(k)`.
+    """
+
+    def set_trainable(self, k):
+        self.train_blocks = k
+        if k is None:
+            self.requires_grad_(True)
+            return
+        if not 0 <= k <= len(self.blocks):
+            raise ConfigError(f"cannot train the top {k} blocks of a model with {len(self.blocks)}")
+        self.requires_grad_(False)
+        for module in list(self.blocks[len(self.blocks) - k :]) + (list(self.heads) if k else []):
+            module.requires_grad_(True)
+
+    def trainable_modules(self):
+        if self.train_blocks is None:
+            return [self]
+        k = self.train_blocks
+        return list(self.blocks[len(self.blocks) - k :]) + (list(self.heads) if k else [])
+
+    def train(self, mode=True):
+        super().train(mode)
+        if self.train_blocks is not None:
+            super().train(False)  # frozen parts: no dropout, fixed batch-norm statistics
+            for module in self.trainable_modules():
+                module.train(mode)
+            self.training = mode  # the encoder itself knows it is training (MAE masking, augmentation)
+        return self

