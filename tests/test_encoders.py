@@ -163,4 +163,4 @@ def test_tiny_vit_trains_everything_at_the_dataset_size():
     enc = VisionEncoder("tiny-vit", image_size=32)
     assert trainable(enc) == {n for n, _ in enc.named_parameters()}
     tokens, _, pooled = enc(torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8))
-    assert tokens.shape == (3, 65, 64) and torch.equal(pooled, tokens[:, 0])
+    assert tokens.shape == (3, 17, 64) and torch.equal(pooled, tokens[:, 0])  # 16 patches of 8x8 and the class token

