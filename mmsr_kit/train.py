@@ -3,6 +3,7 @@ the paper's schedule, validation every N epochs, test once with the best checkpo
 import copy
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,23 @@ def lr_lambda(train_cfg, steps_per_epoch):
     return factor
 
 
+def train_epoch(model, loader, optimizer, scheduler, accelerator):
+    """One pass over the training windows; returns (mean loss, sequences seen by this process)."""
+    model.train()
+    loss_sum = torch.zeros((), device=accelerator.device)
+    seen = 0
+    for inputs, targets, negatives in loader:
+        with accelerator.autocast():
+            loss = model(inputs, targets, negatives)
+        accelerator.backward(loss)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss_sum += loss.detach()  # summed on the device: no host sync inside the step
+        seen += len(inputs)
+    return float(accelerator.reduce(loss_sum, "mean")) / max(1, len(loader)), seen
+
+
 def evaluate(model, data, cfg, which, accelerator=None):
     evalset = {"valid": data.valid, "test": data.test, "cold": data.cold_test}[which]
     return full_ranking_metrics(model, evalset, data.n_items, cfg.eval.ks, cfg.eval.batch_size, accelerator)
@@ -104,21 +122,11 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True):
         bar = tqdm(range(1, cfg.train.epochs + 1), desc=f"{cfg.model.mode}/{cfg.model.sequence}", unit="epoch",
                    disable=not (progress and accelerator.is_main_process))
         for epoch in bar:
-            model.train()
             t0 = time.perf_counter()
-            loss_sum = torch.zeros((), device=accelerator.device)
-            for inputs, targets, negatives in loader:
-                with accelerator.autocast():
-                    loss = model(inputs, targets, negatives)
-                accelerator.backward(loss)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                loss_sum += loss.detach()  # no host sync inside the step
-                sequences_seen += len(inputs)
-            mean_loss = float(accelerator.reduce(loss_sum, "mean")) / max(1, len(loader))
+            mean_loss, seen = train_epoch(model, loader, optimizer, scheduler, accelerator)
             train_time += time.perf_counter() - t0
-            if not torch.isfinite(torch.tensor(mean_loss)):
+            sequences_seen += seen
+            if not math.isfinite(mean_loss):
                 raise FloatingPointError(f"the training loss became {mean_loss} in epoch {epoch}; lower train.lr")
             row = {"epoch": epoch, "loss": mean_loss, "lr": scheduler.get_last_lr()[-1]}
             if epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs:
