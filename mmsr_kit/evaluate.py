@@ -50,7 +50,7 @@ def metrics_from_ranks(greater, equal, ks):
 def score_batch(model, item_vectors, evalset, start, stop, device):
     """Scores (B, N+1) of cases start..stop, with padding and each case's history at -inf."""
     inputs = torch.as_tensor(evalset.inputs[start:stop], device=device)
-    users = model.last_user_vectors(inputs).to(item_vectors.dtype)  # (B, D)
+    users = model.last_user_vectors(inputs, item_vectors).to(item_vectors.dtype)  # (B, D)
     scores = users @ item_vectors.T  # (B, N+1)
     scores[:, 0] = -torch.inf
     rows, items = evalset.masked(start, stop)

@@ -71,8 +71,12 @@ class Recommender(nn.Module):
         return torch.cat([vectors.new_zeros(1, vectors.shape[-1]), vectors])
 
     @torch.no_grad()
-    def last_user_vectors(self, inputs):
-        return self.user_vectors(inputs)[:, -1]  # (B, D)
+    def last_user_vectors(self, inputs, item_vectors=None):
+        """(B, L) -> (B, D). With `item_vectors` (every item's, from `all_item_vectors`) the inputs are looked up
+        there instead of encoded again: what evaluation does, once per evaluation."""
+        if item_vectors is None:
+            return self.user_vectors(inputs)[:, -1]
+        return self.sequence(item_vectors[inputs], inputs > 0)[:, -1]  # (B, D)
 
 
 class MostPop(nn.Module):
@@ -92,5 +96,5 @@ class MostPop(nn.Module):
         return self.counts
 
     @torch.no_grad()
-    def last_user_vectors(self, inputs):
+    def last_user_vectors(self, inputs, item_vectors=None):
         return self.counts.new_ones(len(inputs), 1)

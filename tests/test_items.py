@@ -103,3 +103,12 @@ def test_mmsr_t_with_real_minilm_on_atomic_files(tiny_dir):
     run = fit(cfg, results=False, progress=False)
     assert run.model.items.text.name == "minilm" and run.metrics["test"]["n"] == 3
     assert run.metrics["cold"]["n"] == 5
+
+
+def test_evaluation_looks_inputs_up_in_the_item_table():
+    cfg = small(**{"model.mode": "mmsr"})
+    data = load_split(cfg.data)
+    model = build_model(cfg, data).eval()
+    inputs = torch.as_tensor(data.test.inputs[:16])
+    table = model.all_item_vectors(data.n_items, batch_size=50)
+    assert torch.allclose(model.last_user_vectors(inputs, table), model.last_user_vectors(inputs), atol=1e-5)

@@ -72,6 +72,13 @@ def test_unique_item_encoding_equals_direct_lookup():
     assert torch.equal(model.item_vectors(inputs), direct)
 
 
+def test_user_vectors_from_the_item_table_equal_encoding_again():
+    model = make("sasrec").eval()
+    inputs, _, _ = batch()
+    table = model.all_item_vectors(N)
+    assert torch.allclose(model.last_user_vectors(inputs, table), model.last_user_vectors(inputs), atol=1e-6)
+
+
 def test_all_item_vectors_and_mostpop():
     model = make("gru4rec")
     vectors = model.all_item_vectors(N, batch_size=7)
