@@ -98,4 +98,5 @@ class ContentItemEncoder(nn.Module):
         return self.proj(parts[0][2])
 
     def encoder_parameters(self):
-        return [p for m in (self.text, self.vision) if m is not None for p in m.parameters()]
+        """Parameters of the pretrained encoders (train.encoder_lr); encoders trained from scratch are not among them."""
+        return [p for m in (self.text, self.vision) if m is not None and m.pretrained for p in m.parameters()]

