@@ -42,7 +42,7 @@ class ModelConfig:
     vision_encoder: str = "tiny-vit"  # registered name, timm:NAME, or a ViT-MAE hub id / local path
     fusion: str = "merge_attention_1"  # how text and picture meet in mode mmsr (`mmsr list fusions`)
     text_len: int = 30  # tokens kept per text (the paper's 10 / 30 / 50)
-    pooling: str = "cls"  # text vector: cls (first token) or mean
+    pooling: str = "auto"  # text vector: cls (first token), mean, or auto (cls after attention blocks, else mean)
     text_blocks: str = "default"  # trained top blocks: default (2; all for tiny encoders), all, or a number
     vision_blocks: str = "default"  # the same for the vision encoder (ResNet50 / EfficientNet: stages, default 3)
     mask_ratio: float = 0.0  # MAE only: share of patches masked, in training only (the paper's MAE used 0.75)
@@ -250,8 +250,8 @@ def validate(cfg):
         vision_spec(cfg.model.vision_encoder)
     FUSIONS[cfg.model.fusion]
     parse_blocks(cfg.model.text_blocks), parse_blocks(cfg.model.vision_blocks)
-    if cfg.model.pooling not in ("cls", "mean"):
-        raise UnknownNameError(unknown_name_message("pooling", cfg.model.pooling, ["cls", "mean"]))
+    if cfg.model.pooling not in ("auto", "cls", "mean"):
+        raise UnknownNameError(unknown_name_message("pooling", cfg.model.pooling, ["auto", "cls", "mean"]))
     if not 0 <= cfg.model.mask_ratio < 1:
         raise ConfigError("model.mask_ratio must be in [0, 1)")
     if cfg.data.domain not in ("shop", "video"):

@@ -164,3 +164,21 @@ def test_tiny_vit_trains_everything_at_the_dataset_size():
     assert trainable(enc) == {n for n, _ in enc.named_parameters()}
     tokens, _, pooled = enc(torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8))
     assert tokens.shape == (3, 17, 64) and torch.equal(pooled, tokens[:, 0])  # 16 patches of 8x8 and the class token
+
+
+def test_bag_of_words_encoder_has_no_blocks_and_mean_pools():
+    enc = TextEncoder("bow", max_tokens=8)
+    assert enc.blocks == [] and enc.pooling == "mean" and not enc.pretrained
+    assert trainable(enc) == {n for n, _ in enc.named_parameters()}
+    batch = enc.tokenize(["wool scarf red", "red wool scarf"])
+    tokens, mask, pooled = enc.eval()(**batch)
+    assert torch.allclose(pooled, (tokens * mask[..., None]).sum(1) / mask.sum(1, keepdim=True), atol=1e-6)
+
+
+def test_tiny_cnn_gives_a_grid_and_trains_from_scratch():
+    enc = VisionEncoder("tiny-cnn", image_size=32)
+    assert not enc.pretrained and trainable(enc) == {n for n, _ in enc.named_parameters()}
+    tokens, mask, pooled = enc(torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8))
+    assert tokens.shape == (2, 16, 64) and torch.allclose(pooled, tokens.mean(1))
+    enc.eval()
+    assert not enc.model.blocks[0][1].training  # batch norm uses its running statistics at evaluation

