@@ -27,7 +27,7 @@ class DataConfig:
     min_interactions: int = 5  # users with fewer interactions are dropped (the paper's 5)
     max_len: int = 20  # longest input sequence a model sees; longer histories train as several windows
     cold_threshold: int = 10  # items with fewer training occurrences are cold (the paper's 10)
-    views: int = 8  # synthetic world: variants of each title and picture drawn per encode in training; 1: none
+    views: int = 16  # synthetic world: fresh titles and pictures per item, one drawn per encode in training; 0: none
 
 
 @dataclass
@@ -220,6 +220,8 @@ def make_config(preset="workshop", file=None, overrides=None):
                 continue
             set_value(cfg, key, value)
     validate(cfg)
+    if cfg.data.views < 0:
+        raise ConfigError("data.views must be at least 0")
     return cfg
 
 
@@ -262,8 +264,10 @@ def validate(cfg):
     if cfg.train.device not in ("auto", "cpu", "cuda"):
         raise UnknownNameError(unknown_name_message("device", cfg.train.device, ["auto", "cpu", "cuda"]))
     for key in ("train.epochs", "train.batch_size", "train.eval_every", "data.max_len", "model.hidden", "eval.batch_size",
-                "data.views", "model.text_len"):
+                "model.text_len"):
         section, name = key.split(".")
         if getattr(getattr(cfg, section), name) < 1:
             raise ConfigError(f"{key} must be at least 1")
+    if cfg.data.views < 0:
+        raise ConfigError("data.views must be at least 0")
     return cfg

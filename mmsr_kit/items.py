@@ -39,22 +39,26 @@ def resize(images, size):
 class ItemContent(nn.Module):
     """Encoder inputs of items 1..N (row 0 is padding) as buffers, so they move with the model.
 
-    input_ids, attention_mask: (N+1, V, T); images: (N+1, V, 3, S, S) uint8. V = 1 without augmentation.
+    input_ids, attention_mask: (N+1, V, T); images: (N+1, V, 3, S, S) uint8.
+    View 0 is the item table's own title and picture: evaluation always sees it. When the source
+    can draw variants (the synthetic world) and views > 0, views 1..`views` are fresh titles and
+    noise-free pictures; training picks one per item each time it is encoded and adds background
+    noise drawn from a bank not tied to any item (`noise`, int8), so nothing stable about an item's
+    view lets an encoder recognise the item itself.
     """
 
-    def __init__(self, data, text=None, vision=None, views=1, seed=0):
+    def __init__(self, data, text=None, vision=None, views=0, seed=0):
         super().__init__()
         dataset, world = data.dataset, data.dataset.world
-        views = views if world is not None else 1
-        self.views = views
+        self.views = views if world is not None else 0  # training views besides view 0
         rng = np.random.default_rng([seed, 11])
         items = np.arange(data.n_items)
         if text is not None:
             texts = [list(dataset.items["text"])]
-            texts += [world.titles(items, rng) for _ in range(views - 1)]
+            texts += [world.titles(items, rng) for _ in range(self.views)]
             tokens = text.tokenize([t for view in texts for t in view])  # (V*N, T), view-major
             for key, value in tokens.items():
-                value = value.view(views, data.n_items, -1).transpose(0, 1)  # (N, V, T)
+                value = value.view(len(texts), data.n_items, -1).transpose(0, 1)  # (N, V, T)
                 self.register_buffer(key, torch.cat([torch.zeros_like(value[:1]), value]), persistent=False)
         if vision is not None:
             if not dataset.has_images:
@@ -63,36 +67,96 @@ class ItemContent(nn.Module):
                 raise ConfigError(f"{dataset.name} has no images: use model.mode=mmsr_t or idsr")
             size = vision.image_size
             pictures = [item_pictures(dataset, size)]
-            for _ in range(views - 1):
-                pictures.append(resize(torch.as_tensor(world.images(items, rng)).permute(0, 3, 1, 2), size))
+            for _ in range(self.views):
+                fresh = world.images(items, rng, noise=False)
+                pictures.append(resize(torch.as_tensor(fresh).permute(0, 3, 1, 2), size))
             images = torch.stack(pictures, 1)  # (N, V, 3, S, S)
+            if images.numel() > 2**30:
+                log.warning("item pictures take %.1f GiB (%d views at %d px); data.views=0 keeps one per item",
+                            images.numel() / 2**30, images.shape[1], size)
             self.register_buffer("images", torch.cat([torch.zeros_like(images[:1]), images]), persistent=False)
+            if self.views:
+                bank = torch.as_tensor(world.noise_bank()).permute(0, 3, 1, 2) * 255  # (B, 1, S0, S0) pixel units
+                bank = F.interpolate(bank, size=(size, size), mode="nearest")
+                self.register_buffer("noise", bank.round().clamp(-127, 127).to(torch.int8), persistent=False)
 
     def pick_views(self, items, training):
-        if training and self.views > 1:
-            return torch.randint(0, self.views, items.shape, device=items.device)
+        if training and self.views:
+            return torch.randint(1, self.views + 1, items.shape, device=items.device)
         return torch.zeros_like(items)
+
+    def pictures(self, items, view):
+        """uint8 (U, 3, S, S): the chosen views, with fresh background noise on the training views."""
+        images = self.images[items, view]
+        if not self.views or not bool((view > 0).any()):
+            return images
+        pick = torch.randint(0, len(self.noise), items.shape, device=items.device)
+        noise = self.noise[pick] * (view > 0).view(-1, 1, 1, 1)
+        return (images.to(torch.int16) + noise).clamp(0, 255).to(torch.uint8)
 
 
 class ContentItemEncoder(nn.Module):
-    """Item index -> vector from its text (MMSR-T), picture (MMSR-V), or both through a fusion (MMSR)."""
+    """Item index -> vector from its text (MMSR-T), picture (MMSR-V), or both through a fusion (MMSR).
 
-    def __init__(self, content, hidden, text=None, vision=None, fusion=None, dropout=0.1):
+    A frozen encoder (no trained blocks: model.text_blocks=0 / vision_blocks=0, and no MAE masking) is a
+    fixed function of the item: its outputs for every item and view are computed once, on first use, and
+    looked up afterwards (`cache_frozen=False` runs it every time, for comparison).
+    """
+
+    def __init__(self, content, hidden, text=None, vision=None, fusion=None, dropout=0.1, cache_frozen=True):
         super().__init__()
         self.content, self.text, self.vision, self.fusion = content, text, vision, fusion
+        self.cache_frozen = cache_frozen
+        self._frozen_outputs = {}  # "text" / "vision" -> (tokens, mask, pooled) for every (item, view)
         if fusion is None:  # one modality: project its pooled vector
             width = text.width if text is not None else vision.width
             self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, hidden))
 
-    def forward(self, items):  # (U,) -> (U, D)
-        view = self.content.pick_views(items, self.training)
-        parts = []
-        if self.text is not None:
+    def _run(self, which, items, view):
+        if which == "text":
             ids, mask = self.content.input_ids[items, view], self.content.attention_mask[items, view]  # (U, T)
             width = int(mask.sum(1).max())  # drop the columns that are padding for every item of the batch
-            parts.append(self.text(ids[:, :width], mask[:, :width]))
-        if self.vision is not None:
-            parts.append(self.vision(self.content.images[items, view]))
+            return self.text(ids[:, :width], mask[:, :width])
+        return self.vision(self.content.pictures(items, view))
+
+    @torch.no_grad()
+    def _fill(self, which, device, chunk=256):
+        """(tokens, mask, pooled) of every item and view: (N+1, V, T, H), (N+1, V, T), (N+1, V, H)."""
+        encoder = getattr(self, which)
+        n, views = self.content.input_ids.shape[:2] if which == "text" else self.content.images.shape[:2]
+        keep_tokens = self.fusion is not None  # a single modality only needs the pooled vector
+        training = encoder.training
+        encoder.train(False)
+        try:
+            items = torch.arange(n, device=device).repeat_interleave(views)  # item-major, like (N+1, V)
+            view = torch.arange(views, device=device).repeat(n)
+            parts = [self._run(which, items[s : s + chunk], view[s : s + chunk]) for s in range(0, len(items), chunk)]
+        finally:
+            encoder.train(training)
+        width = max(p[0].shape[1] for p in parts)
+        tokens = torch.cat([F.pad(p[0], (0, 0, 0, width - p[0].shape[1])) for p in parts]) if keep_tokens else None
+        mask = torch.cat([F.pad(p[1], (0, width - p[1].shape[1])) for p in parts]) if keep_tokens else None
+        pooled = torch.cat([p[2] for p in parts])
+        shape = lambda x: None if x is None else x.view(n, views, *x.shape[1:])  # noqa: E731
+        log.info("%s encoder %s is frozen: its outputs for %d items x %d views are computed once", which,
+                 encoder.name, n - 1, views)
+        return shape(tokens), shape(mask), shape(pooled)
+
+    def encode(self, which, items, view):
+        encoder = getattr(self, which)
+        if not (self.cache_frozen and encoder.frozen):
+            return self._run(which, items, view)
+        cached = self._frozen_outputs.get(which)
+        if cached is None or cached[2].device != items.device:
+            cached = self._frozen_outputs[which] = self._fill(which, items.device)
+        tokens, mask, pooled = cached
+        if tokens is None:
+            return None, None, pooled[items, view]
+        return tokens[items, view], mask[items, view], pooled[items, view]
+
+    def forward(self, items):  # (U,) -> (U, D)
+        view = self.content.pick_views(items, self.training)
+        parts = [self.encode(which, items, view) for which in ("text", "vision") if getattr(self, which) is not None]
         if self.fusion is not None:
             return self.fusion(*parts)
         return self.proj(parts[0][2])

@@ -24,7 +24,7 @@ def batch(data, n=8):
 
 @pytest.mark.parametrize("mode", ["mmsr", "mmsr_t", "mmsr_v"])
 def test_unique_item_encoding_matches_every_occurrence(mode):
-    cfg = small(**{"model.mode": mode, "model.dropout": 0.0, "data.views": 1})
+    cfg = small(**{"model.mode": mode, "model.dropout": 0.0, "data.views": 0})
     data = load_split(cfg.data)
     inputs, targets, negatives = batch(data)
     results = []
@@ -52,7 +52,7 @@ def test_per_encode_views_in_training_only():
     data = load_split(cfg.data)
     model = build_model(cfg, data)
     content = model.items.content
-    assert content.input_ids.shape[:2] == (data.n_items + 1, 4) and content.images.shape[:2] == (data.n_items + 1, 4)
+    assert content.input_ids.shape[:2] == (data.n_items + 1, 5) and content.images.shape[:2] == (data.n_items + 1, 5)
     assert not torch.equal(content.images[1, 0], content.images[1, 1])  # another view of the same item
     items = torch.arange(1, 30)
     with torch.no_grad():
@@ -60,10 +60,28 @@ def test_per_encode_views_in_training_only():
         assert torch.equal(model.items(items), model.items(items))  # evaluation: the canonical view
         model.train()
         torch.manual_seed(1)
-        assert (content.pick_views(items, training=True) > 0).any()
+        views = content.pick_views(items, training=True)
+        assert views.min() >= 1 and views.max() <= 4  # training never sees view 0 (with its fixed noise)
     # view 0 is exactly what the item table holds
     first = torch.from_numpy(__import__("numpy").array(data.dataset.items[0]["image"])).permute(2, 0, 1)
     assert torch.equal(content.images[1, 0], first)
+
+
+def test_training_views_get_fresh_noise_and_view_0_none():
+    cfg = small(**{"model.mode": "mmsr_v", "data.views": 2})
+    content = build_model(cfg, load_split(cfg.data)).items.content
+    items = torch.tensor([3, 3, 3, 3])
+    view = torch.tensor([1, 1, 1, 0])
+    torch.manual_seed(0)
+    a, b = content.pictures(items, view), content.pictures(items, view)
+    clean = content.images[3, 1].to(torch.int16)
+    # the same view of the same item, encoded twice, differs by noise from a bank not tied to the item
+    assert not torch.equal(a[0], b[0]) and not torch.equal(a[0], a[1])
+    assert (a[0].to(torch.int16) - clean).abs().float().mean() > 5
+    assert (a[0].to(torch.int16) - clean).float().mean().abs() < 5  # zero-mean noise, away from clipping
+    assert torch.equal(a[3], content.images[3, 0]) and torch.equal(b[3], content.images[3, 0])
+    # the training views themselves are rendered noise-free: flat background stays flat
+    assert len(torch.unique(content.images[3, 1][:, 0, 0])) == 1
 
 
 @pytest.mark.parametrize("fusion", sorted(FUSIONS))
@@ -114,3 +132,36 @@ def test_evaluation_looks_inputs_up_in_the_item_table():
     inputs = torch.as_tensor(data.test.inputs[:16])
     table = model.all_item_vectors(data.n_items, batch_size=50)
     assert torch.allclose(model.last_user_vectors(inputs, table), model.last_user_vectors(inputs), atol=1e-5)
+
+
+@pytest.mark.parametrize("mode, fusion", [("mmsr_t", "concat"), ("mmsr_v", "concat"), ("mmsr", "merge_attention_1")])
+def test_frozen_encoder_outputs_computed_once_give_the_same_loss_and_gradients(mode, fusion):
+    cfg = small(**{"model.mode": mode, "model.fusion": fusion, "model.dropout": 0.0, "data.views": 0,
+                   "model.text_blocks": "0", "model.vision_blocks": "0"})
+    data = load_split(cfg.data)
+    inputs, targets, negatives = batch(data)
+    results = []
+    for cached in (True, False):
+        torch.manual_seed(0)
+        model = build_model(cfg, data).train()
+        model.items.cache_frozen = cached
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        loss = model(inputs, targets, negatives)
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+        assert bool(model.items._frozen_outputs) == cached
+    (loss_a, grads_a), (loss_b, grads_b) = results
+    assert torch.allclose(loss_a, loss_b, atol=1e-5)
+    assert grads_a.keys() == grads_b.keys() and grads_a  # the projection / fusion / sequence model still train
+    assert not any(n.startswith(("items.text.", "items.vision.")) for n in grads_a)  # the encoders do not
+    for name in grads_a:
+        assert torch.allclose(grads_a[name], grads_b[name], rtol=1e-3, atol=1e-5), name
+
+
+def test_an_encoder_that_trains_is_never_cached():
+    cfg = small(**{"model.mode": "mmsr_t", "model.text_blocks": "1"})
+    model = build_model(cfg, load_split(cfg.data)).train()
+    model.items(torch.arange(1, 10))
+    assert not model.items.text.frozen and not model.items._frozen_outputs

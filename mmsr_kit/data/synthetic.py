@@ -167,8 +167,12 @@ class SyntheticWorld:
             self._noise = (r.standard_normal((s.noise_bank, s.image_size, s.image_size, 1)) * s.noise).astype(np.float32)
         return self._noise
 
-    def images(self, items, rng=None, chunk=256):
-        """uint8 pictures (n, S, S, 3) of `items`; canonical when rng is None, else fresh views."""
+    def images(self, items, rng=None, chunk=256, noise=True):
+        """uint8 pictures (n, S, S, 3) of `items`; canonical when rng is None, else fresh views.
+
+        noise=False leaves the background noise out, for augmentation that adds it per encode
+        (a view with its noise baked in is one more thing to recognise an item by).
+        """
         items = np.asarray(items)
         out = np.empty((len(items), self.spec.image_size, self.spec.image_size, 3), dtype=np.uint8)
         for start in range(0, len(items), chunk):
@@ -178,7 +182,7 @@ class SyntheticWorld:
                 params = {k: np.concatenate([p[k] for p in params]) for k in params[0]}
             else:
                 params = self._view_params(rng, len(part))
-            out[start : start + chunk] = self._render(part, params)
+            out[start : start + chunk] = self._render(part, params, noise)
         return out
 
     def _view_params(self, rng, n):
@@ -189,7 +193,7 @@ class SyntheticWorld:
             "clutter": rng.uniform(0, 1, (n, 4)),
         }
 
-    def _render(self, items, p):
+    def _render(self, items, p, noise=True):
         s = self.spec.image_size
         n = len(items)
         axis = np.linspace(-1, 1, s, dtype=np.float32)
@@ -222,7 +226,8 @@ class SyntheticWorld:
         obj = shade[..., None] * rgb[:, None, None, :]  # (n, S, S, 3)
         background = self._background(n, p, yy, xx)
         img = np.where(mask[..., None], obj, background)
-        img = img + self.noise_bank()[p["noise"]]
+        if noise:
+            img = img + self.noise_bank()[p["noise"]]
         return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
 
     def _background(self, n, p, yy, xx):
