@@ -182,3 +182,15 @@ def test_tiny_cnn_gives_a_grid_and_trains_from_scratch():
     assert tokens.shape == (2, 16, 64) and torch.allclose(pooled, tokens.mean(1))
     enc.eval()
     assert not enc.model.blocks[0][1].training  # batch norm uses its running statistics at evaluation
+
+
+def test_tiny_mae_loads_through_the_mae_path_and_masks_in_training():
+    enc = VisionEncoder("tiny-mae", mask_ratio=0.5)
+    assert enc.kind == "mae" and enc.image_size == 32 and not enc.pretrained
+    assert trainable(enc) == {n for n, _ in enc.named_parameters()}
+    images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    assert enc.train()(images)[0].shape[1] == 1 + 8  # half of 16 patches, plus the class token
+    assert enc.eval()(images)[0].shape[1] == 1 + 16
+    frozen = VisionEncoder("tiny-mae", train_blocks=0, mask_ratio=0.5)
+    assert not frozen.frozen  # random masking: its output is not a fixed function of the picture
+    assert VisionEncoder("tiny-mae", train_blocks=0).frozen

