@@ -30,3 +30,12 @@ def read_results(path=None):
         return pd.DataFrame()
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return pd.json_normalize(records)
+
+
+def metrics_table(runs, splits=("test", "cold"), metrics=("hr@10", "ndcg@10")):
+    """One row per run, columns such as "test hr@10": `runs` is {name: Run or Run.metrics}."""
+    rows = {}
+    for name, run in runs.items():
+        m = getattr(run, "metrics", run)
+        rows[name] = {f"{split} {metric}": m[split][metric] for split in splits if split in m for metric in metrics}
+    return pd.DataFrame.from_dict(rows, orient="index")

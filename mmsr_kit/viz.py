@@ -62,3 +62,32 @@ def compare_bar(metrics, metric="hr@10", splits=("test", "cold")):
         fig.add_bar(name=split, x=names, y=[metrics[n][split].get(metric, 0.0) for n in names])
     fig.update_layout(barmode="group", title=metric.upper(), yaxis_title=metric)
     return fig
+
+
+def item_views(model, item, training=True, n=8, title_chars=40):
+    """What a content item encoder sees of one item (index >= 1): n encodes in training mode
+    (per-encode views: fresh titles, pictures and background noise), or the fixed evaluation view."""
+    import torch
+
+    items_module = model.items
+    content = items_module.content
+    items = torch.full((n,), item, dtype=torch.long, device=next(content.buffers()).device)
+    views = content.pick_views(items, training)
+    titles = [""] * n
+    if items_module.text is not None:
+        ids = content.input_ids[items, views]
+        titles = items_module.text.tokenizer.batch_decode(ids, skip_special_tokens=True)
+    if items_module.vision is None:
+        return go.Figure(go.Table(header=dict(values=["view", "title"]), cells=dict(values=[views.tolist(), titles])))
+    images = content.pictures(items, views).permute(0, 2, 3, 1).cpu().numpy()  # (n, S, S, 3)
+    fig = px.imshow(images, facet_col=0, facet_col_wrap=min(n, 8), facet_col_spacing=0.01)
+    for annotation in fig.layout.annotations:
+        k = int(annotation.text.split("=")[1])
+        text = f"view {int(views[k])}: {titles[k]}"
+        annotation.text = text if len(text) <= title_chars else text[: title_chars - 1] + "…"
+        annotation.font.size = 9
+    fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
+    fig.update_layout(title=f"item {item}: {'training encodes' if training else 'the evaluation view'}",
+                      height=200 * int(np.ceil(n / 8)), margin=dict(l=10, r=10, t=60, b=10))
+    fig.layout.meta = {"views": views.tolist(), "titles": titles}
+    return fig

@@ -1,0 +1,75 @@
+"""Widget panels for the notebooks: a few controls, one button, an output area.
+
+A panel only collects values and calls a plain function with them; the notebook calls the same function
+directly in the next cell, so what the button does is also what CI runs.
+
+    panel = Panel({"fusion": fusion_dropdown()}, train_fusion, "Train one fusion")
+    panel  # shows the controls; the button calls train_fusion(fusion=...)
+    train_fusion(**panel.values())  # the same run, without the button
+"""
+import ipywidgets as w
+from IPython.display import display
+
+from .registry import ConfigError
+
+
+class Panel:
+    """Controls (name -> widget with a `.value`), a button that calls `action(**values)`, and an output area
+    showing what the action returns (a figure, a table); a config error is shown as a message, not a traceback."""
+
+    def __init__(self, controls, action, title="", button="Train"):
+        self.controls, self.action = dict(controls), action
+        self.button = w.Button(description=button, button_style="primary", icon="play")
+        self.output = w.Output()
+        self.status = w.HTML()
+        self.returned = []  # what each click's action returned
+        self.button.on_click(self._clicked)
+        self.widget = w.VBox([w.HTML(f"<b>{title}</b>"), *self.controls.values(), w.HBox([self.button, self.status]),
+                              self.output])
+
+    def values(self):
+        return {name: control.value for name, control in self.controls.items()}
+
+    def _clicked(self, _=None):
+        self.button.disabled = True
+        self.status.value = "running…"
+        try:
+            with self.output:
+                self.output.clear_output(wait=True)
+                try:
+                    result = self.action(**self.values())
+                except ConfigError as error:
+                    self.status.value = f"<span style='color:#b00'>{error}</span>"
+                    return
+                self.returned.append(result)
+                display(result)
+            self.status.value = "done"
+        finally:
+            self.button.disabled = False
+
+    def _ipython_display_(self):
+        display(self.widget)
+
+
+def dropdown(options, value=None, description=""):
+    options = list(options)
+    return w.Dropdown(options=options, value=value if value is not None else options[0], description=description,
+                      style={"description_width": "initial"})
+
+
+def mask_ratio_slider(vision_control, value=0.0):
+    """MAE's mask ratio; enabled only while `vision_control` names an MAE encoder (elsewhere the knob is an error)."""
+    from .encoders import vision_spec
+
+    slider = w.FloatSlider(value=value, min=0.0, max=0.9, step=0.05, description="MAE mask ratio",
+                           style={"description_width": "initial"})
+
+    def follow(_=None):
+        is_mae = vision_spec(vision_control.value).kind == "mae"
+        slider.disabled = not is_mae
+        if not is_mae:
+            slider.value = 0.0
+
+    vision_control.observe(follow, names="value")
+    follow()
+    return slider
