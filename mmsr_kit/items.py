@@ -4,6 +4,8 @@
 size), with `views` variants per item when the source can draw them (the synthetic world): training
 picks one view per item each time it is encoded (per-encode augmentation), evaluation always view 0.
 """
+import collections
+import hashlib
 import logging
 
 import numpy as np
@@ -12,6 +14,32 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 log = logging.getLogger(__name__)
+
+# Outputs of frozen encoders, shared by the runs of one process (a notebook trains several models on the same
+# items): fingerprint of (encoder weights, inputs) -> (tokens, mask, pooled). The most recent first, within a budget.
+FROZEN_MEMO = collections.OrderedDict()
+FROZEN_MEMO_BYTES = 2 << 30
+
+
+def fingerprint(*parts):
+    """sha256 over tensors (their bytes, shapes and dtypes) and plain values."""
+    h = hashlib.sha256()
+    for part in parts:
+        if torch.is_tensor(part):
+            t = part.detach().cpu().contiguous()
+            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        else:
+            h.update(repr(part).encode())
+    return h.hexdigest()
+
+
+def _memo_put(key, value):
+    FROZEN_MEMO[key] = value
+    FROZEN_MEMO.move_to_end(key, last=False)
+    size = lambda v: sum(x.numel() * x.element_size() for x in v if x is not None)  # noqa: E731
+    while len(FROZEN_MEMO) > 1 and sum(size(v) for v in FROZEN_MEMO.values()) > FROZEN_MEMO_BYTES:
+        FROZEN_MEMO.popitem(last=True)
 
 
 def item_pictures(dataset, size):
@@ -119,6 +147,18 @@ class ContentItemEncoder(nn.Module):
             return self.text(ids[:, :width], mask[:, :width])
         return self.vision(self.content.pictures(items, view))
 
+    def _memo_key(self, which):
+        """None where the inputs are random per encode (training pictures get fresh noise), else a fingerprint."""
+        encoder = getattr(self, which)
+        if which == "text":
+            inputs = (self.content.input_ids, self.content.attention_mask, encoder.pooling)
+        elif self.content.views:
+            return None
+        else:
+            inputs = (self.content.images,)
+        weights = [t for _, t in sorted(encoder.state_dict().items())]
+        return fingerprint(which, type(encoder).__name__, encoder.name, self.fusion is not None, *inputs, *weights)
+
     @torch.no_grad()
     def _fill(self, which, device, chunk=256):
         """(tokens, mask, pooled) of every item and view: (N+1, V, T, H), (N+1, V, T), (N+1, V, H)."""
@@ -148,7 +188,13 @@ class ContentItemEncoder(nn.Module):
             return self._run(which, items, view)
         cached = self._frozen_outputs.get(which)
         if cached is None or cached[2].device != items.device:
-            cached = self._frozen_outputs[which] = self._fill(which, items.device)
+            key = self._memo_key(which)
+            cached = FROZEN_MEMO.get((key, items.device)) if key else None
+            if cached is None:
+                cached = self._fill(which, items.device)
+                if key:
+                    _memo_put((key, items.device), cached)
+            self._frozen_outputs[which] = cached
         tokens, mask, pooled = cached
         if tokens is None:
             return None, None, pooled[items, view]

@@ -165,3 +165,24 @@ def test_an_encoder_that_trains_is_never_cached():
     model = build_model(cfg, load_split(cfg.data)).train()
     model.items(torch.arange(1, 10))
     assert not model.items.text.frozen and not model.items._frozen_outputs
+
+
+def test_frozen_outputs_are_shared_between_runs_only_for_the_same_weights_and_inputs():
+    from mmsr_kit import items as items_module
+
+    items_module.FROZEN_MEMO.clear()
+    cfg = small(**{"model.mode": "mmsr_t", "model.text_blocks": "0", "data.views": 0})
+    data = load_split(cfg.data)
+    ids = torch.arange(1, 20)
+    first, second = build_model(cfg, data), build_model(cfg, data)
+    with torch.no_grad():
+        first.items(ids), second.items(ids)
+    assert len(items_module.FROZEN_MEMO) == 1  # the same encoder on the same items: computed once
+    assert second.items._frozen_outputs["text"][2] is first.items._frozen_outputs["text"][2]
+    third = build_model(cfg, data)
+    with torch.no_grad():
+        for p in third.items.text.parameters():
+            p.add_(0.01)  # other weights: another fingerprint, computed again
+        third.items(ids)
+    assert len(items_module.FROZEN_MEMO) == 2
+    assert not torch.equal(third.items._frozen_outputs["text"][2], first.items._frozen_outputs["text"][2])
