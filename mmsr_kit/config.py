@@ -106,7 +106,9 @@ PRESETS["smoke"] = {
     "model": {"hidden": 32},
     "train": {"epochs": 3, "batch_size": 128},
 }
-PRESETS["workshop"] = {}
+PRESETS["workshop"] = {  # CPU-sized content encoders that show the study's pattern on the synthetic world
+    "model": {"text_encoder": "bow", "vision_encoder": "tiny-cnn", "fusion": "concat"},
+}
 PRESETS["paper"] = {
     "data": {"image_size": 224, "max_len": 20},
     "model": {"hidden": 768, "dropout": 0.1, "text_encoder": "roberta", "vision_encoder": "mae", "text_len": 50},

@@ -21,6 +21,8 @@ def register_fusion(name):
 class Fusion(nn.Module):
     """Projects text (width `text_width`) and image (width `image_width`) to `hidden`."""
 
+    uses_tokens = False  # coarse fusions read the pooled vectors only; the token-level ones set True
+
     def __init__(self, hidden, text_width, image_width, dropout=0.1):
         super().__init__()
         self.text_proj = nn.Linear(text_width, hidden)
@@ -121,6 +123,8 @@ class CrossBlock(nn.Module):
 class CoAttention(Fusion):
     """One co-attention layer: text attends to the image and the image to the text, each in its own block."""
 
+    uses_tokens = True
+
     def __init__(self, hidden, text_width, image_width, dropout=0.1, heads=2):
         super().__init__(hidden, text_width, image_width, dropout)
         self.text_block, self.image_block = CrossBlock(hidden, heads, dropout), CrossBlock(hidden, heads, dropout)
@@ -136,6 +140,8 @@ class CoAttention(Fusion):
 class MergeAttention(Fusion):
     """Single-stream fusion: text and image tokens, each plus its modality-type embedding, concatenated
     and passed through `depth` transformer blocks; the item vector is the mean of the output tokens."""
+
+    uses_tokens = True
 
     def __init__(self, hidden, text_width, image_width, dropout=0.1, depth=1, heads=2):
         super().__init__(hidden, text_width, image_width, dropout)

@@ -157,14 +157,15 @@ class ContentItemEncoder(nn.Module):
         else:
             inputs = (self.content.images,)
         weights = [t for _, t in sorted(encoder.state_dict().items())]
-        return fingerprint(which, type(encoder).__name__, encoder.name, self.fusion is not None, *inputs, *weights)
+        return fingerprint(which, type(encoder).__name__, encoder.name, getattr(self.fusion, "uses_tokens", False),
+                           *inputs, *weights)
 
     @torch.no_grad()
     def _fill(self, which, device, chunk=256):
         """(tokens, mask, pooled) of every item and view: (N+1, V, T, H), (N+1, V, T), (N+1, V, H)."""
         encoder = getattr(self, which)
         n, views = self.content.input_ids.shape[:2] if which == "text" else self.content.images.shape[:2]
-        keep_tokens = self.fusion is not None  # a single modality only needs the pooled vector
+        keep_tokens = getattr(self.fusion, "uses_tokens", False)  # coarse fusions and one modality: pooled only
         training = encoder.training
         encoder.train(False)
         try:

@@ -66,3 +66,17 @@ def test_unknown_fusion_suggests_a_name():
 
     with pytest.raises(UnknownNameError, match="did you mean 'film'"):
         build_fusion("flim", D, 16, 8)
+
+
+def test_coarse_fusions_read_only_the_pooled_vectors():
+    """`uses_tokens` tells the item encoder whether token states must be kept (frozen outputs): check it is true."""
+    for name in FUSIONS:
+        fusion = build_fusion(name, 16, 8, 12, dropout=0.0).eval()
+        text = (torch.randn(3, 5, 8), torch.ones(3, 5, dtype=torch.bool), torch.randn(3, 8))
+        image = (torch.randn(3, 4, 12), torch.ones(3, 4, dtype=torch.bool), torch.randn(3, 12))
+        if not fusion.uses_tokens:
+            out = fusion((None, None, text[2]), (None, None, image[2]))  # fails if tokens are read
+            assert torch.allclose(out, fusion(text, image)), name
+        else:
+            changed = (text[0] + 1, text[1], text[2])
+            assert not torch.allclose(fusion(changed, image), fusion(text, image)), name
