@@ -47,6 +47,7 @@ class ModelConfig:
     vision_blocks: str = "default"  # the same for the vision encoder (ResNet50 / EfficientNet: stages, default 3)
     mask_ratio: float = 0.0  # MAE only: share of patches masked, in training only (the paper's MAE used 0.75)
     encode_every_occurrence: bool = False  # reference path: encode each occurrence, not each distinct item
+    cache_frozen: bool = True  # compute frozen encoders, and the text blocks below the trained ones, once per item
 
 
 @dataclass

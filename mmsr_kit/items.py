@@ -128,7 +128,9 @@ class ContentItemEncoder(nn.Module):
 
     A frozen encoder (no trained blocks: model.text_blocks=0 / vision_blocks=0, and no MAE masking) is a
     fixed function of the item: its outputs for every item and view are computed once, on first use, and
-    looked up afterwards (`cache_frozen=False` runs it every time, for comparison).
+    looked up afterwards. A text encoder that trains only its top k blocks gets the same for the states
+    entering those blocks, and runs only the k blocks per step. `cache_frozen=False` runs everything each
+    time (the reference, for tests and benchmarks).
     """
 
     def __init__(self, content, hidden, text=None, vision=None, fusion=None, dropout=0.1, cache_frozen=True):
@@ -147,7 +149,7 @@ class ContentItemEncoder(nn.Module):
             return self.text(ids[:, :width], mask[:, :width])
         return self.vision(self.content.pictures(items, view))
 
-    def _memo_key(self, which):
+    def _memo_key(self, which, what):
         """None where the inputs are random per encode (training pictures get fresh noise), else a fingerprint."""
         encoder = getattr(self, which)
         if which == "text":
@@ -157,20 +159,28 @@ class ContentItemEncoder(nn.Module):
         else:
             inputs = (self.content.images,)
         weights = [t for _, t in sorted(encoder.state_dict().items())]
-        return fingerprint(which, type(encoder).__name__, encoder.name, getattr(self.fusion, "uses_tokens", False),
-                           *inputs, *weights)
+        return fingerprint(which, what, type(encoder).__name__, encoder.name, encoder.train_blocks,
+                           getattr(self.fusion, "uses_tokens", False), *inputs, *weights)
 
     @torch.no_grad()
-    def _fill(self, which, device, chunk=256):
-        """(tokens, mask, pooled) of every item and view: (N+1, V, T, H), (N+1, V, T), (N+1, V, H)."""
+    def _fill(self, which, what, device, chunk=256):
+        """For every item and view: what == "outputs" (a frozen encoder): (tokens, mask, pooled), shaped
+        (N+1, V, T, H), (N+1, V, T), (N+1, V, H); what == "prefix": the states entering the trained blocks."""
         encoder = getattr(self, which)
         n, views = self.content.input_ids.shape[:2] if which == "text" else self.content.images.shape[:2]
         keep_tokens = getattr(self.fusion, "uses_tokens", False)  # coarse fusions and one modality: pooled only
+        items = torch.arange(n, device=device).repeat_interleave(views)  # item-major, like (N+1, V)
+        view = torch.arange(views, device=device).repeat(n)
         training = encoder.training
         encoder.train(False)
         try:
-            items = torch.arange(n, device=device).repeat_interleave(views)  # item-major, like (N+1, V)
-            view = torch.arange(views, device=device).repeat(n)
+            if what == "prefix":  # text only: full width, so every item's states line up
+                ids, mask = self.content.input_ids[items, view], self.content.attention_mask[items, view]
+                states = torch.cat([encoder.prefix(ids[s : s + chunk], mask[s : s + chunk])
+                                    for s in range(0, len(items), chunk)])
+                log.info("text encoder %s: the states below its top %d block(s) are computed once for %d items x %d "
+                         "views", encoder.name, encoder.train_blocks, n - 1, views)
+                return (states.view(n, views, *states.shape[1:]),)
             parts = [self._run(which, items[s : s + chunk], view[s : s + chunk]) for s in range(0, len(items), chunk)]
         finally:
             encoder.train(training)
@@ -183,23 +193,33 @@ class ContentItemEncoder(nn.Module):
                  encoder.name, n - 1, views)
         return shape(tokens), shape(mask), shape(pooled)
 
-    def encode(self, which, items, view):
-        encoder = getattr(self, which)
-        if not (self.cache_frozen and encoder.frozen):
-            return self._run(which, items, view)
-        cached = self._frozen_outputs.get(which)
-        if cached is None or cached[2].device != items.device:
-            key = self._memo_key(which)
-            cached = FROZEN_MEMO.get((key, items.device)) if key else None
+    def _cached(self, which, what, device):
+        cached = self._frozen_outputs.get((which, what))
+        if cached is None or cached[-1].device != device:
+            key = self._memo_key(which, what)
+            cached = FROZEN_MEMO.get((key, device)) if key else None
             if cached is None:
-                cached = self._fill(which, items.device)
+                cached = self._fill(which, what, device)
                 if key:
-                    _memo_put((key, items.device), cached)
-            self._frozen_outputs[which] = cached
-        tokens, mask, pooled = cached
-        if tokens is None:
-            return None, None, pooled[items, view]
-        return tokens[items, view], mask[items, view], pooled[items, view]
+                    _memo_put((key, device), cached)
+            self._frozen_outputs[which, what] = cached
+        return cached
+
+    def encode(self, which, items, view):
+        """(tokens, mask, pooled) of `items` in `view`s: from cached outputs (frozen encoder), from cached prefix
+        states through the trained blocks (text encoders that train their top blocks only), or a full forward."""
+        encoder = getattr(self, which)
+        if self.cache_frozen and encoder.frozen:
+            tokens, mask, pooled = self._cached(which, "outputs", items.device)
+            if tokens is None:
+                return None, None, pooled[items, view]
+            return tokens[items, view], mask[items, view], pooled[items, view]
+        if self.cache_frozen and getattr(encoder, "prefix_cacheable", False):
+            (states,) = self._cached(which, "prefix", items.device)
+            ids, mask = self.content.input_ids[items, view], self.content.attention_mask[items, view]
+            width = int(mask.sum(1).max())
+            return encoder(ids[:, :width], mask[:, :width], prefix_states=states[items, view][:, :width])
+        return self._run(which, items, view)
 
     def forward(self, items):  # (U,) -> (U, D)
         view = self.content.pick_views(items, self.training)

@@ -25,7 +25,7 @@ def content_model(cfg, data, use_text, use_vision):
               if use_vision else None)
     content = ItemContent(data, text, vision, views=cfg.data.views, seed=cfg.data.world_seed)
     fusion = build_fusion(m.fusion, m.hidden, text.width, vision.width, m.dropout) if use_text and use_vision else None
-    items = ContentItemEncoder(content, m.hidden, text, vision, fusion, m.dropout)
+    items = ContentItemEncoder(content, m.hidden, text, vision, fusion, m.dropout, cache_frozen=m.cache_frozen)
     return Recommender(items, build_sequence(m, data.max_len), m.encode_every_occurrence)
 
 

@@ -160,11 +160,13 @@ def test_frozen_encoder_outputs_computed_once_give_the_same_loss_and_gradients(m
         assert torch.allclose(grads_a[name], grads_b[name], rtol=1e-3, atol=1e-5), name
 
 
-def test_an_encoder_that_trains_is_never_cached():
-    cfg = small(**{"model.mode": "mmsr_t", "model.text_blocks": "1"})
-    model = build_model(cfg, load_split(cfg.data)).train()
-    model.items(torch.arange(1, 10))
-    assert not model.items.text.frozen and not model.items._frozen_outputs
+def test_what_is_cached_follows_what_trains():
+    ids = torch.arange(1, 10)
+    for blocks, expected in (("all", set()), ("1", {("text", "prefix")}), ("0", {("text", "outputs")})):
+        cfg = small(**{"model.mode": "mmsr_t", "model.text_blocks": blocks})
+        model = build_model(cfg, load_split(cfg.data)).train()
+        model.items(ids)
+        assert set(model.items._frozen_outputs) == expected, blocks
 
 
 def test_frozen_outputs_are_shared_between_runs_only_for_the_same_weights_and_inputs():
@@ -178,11 +180,45 @@ def test_frozen_outputs_are_shared_between_runs_only_for_the_same_weights_and_in
     with torch.no_grad():
         first.items(ids), second.items(ids)
     assert len(items_module.FROZEN_MEMO) == 1  # the same encoder on the same items: computed once
-    assert second.items._frozen_outputs["text"][2] is first.items._frozen_outputs["text"][2]
+    assert second.items._frozen_outputs["text", "outputs"][2] is first.items._frozen_outputs["text", "outputs"][2]
     third = build_model(cfg, data)
     with torch.no_grad():
         for p in third.items.text.parameters():
             p.add_(0.01)  # other weights: another fingerprint, computed again
         third.items(ids)
     assert len(items_module.FROZEN_MEMO) == 2
-    assert not torch.equal(third.items._frozen_outputs["text"][2], first.items._frozen_outputs["text"][2])
+    assert not torch.equal(third.items._frozen_outputs["text", "outputs"][2], first.items._frozen_outputs["text", "outputs"][2])
+
+
+@pytest.mark.parametrize("text_encoder, blocks, fusion", [("tiny-bert", "1", "concat"), ("tiny-bert", "2", "merge_attention_1"),
+                                                           ("minilm", "2", "concat")])
+def test_cached_text_prefix_gives_the_same_loss_and_gradients(text_encoder, blocks, fusion):
+    """Only the top blocks train: the states below them are computed once; loss and gradients are those of a full
+    forward through the text encoder on the same seed."""
+    cfg = small(**{"model.mode": "mmsr_t" if fusion == "concat" else "mmsr", "model.text_encoder": text_encoder,
+                   "model.text_blocks": blocks, "model.fusion": fusion, "model.dropout": 0.0, "data.views": 2})
+    data = load_split(cfg.data)
+    inputs, targets, negatives = batch(data, n=16)
+    results = []
+    for cached in (True, False):
+        torch.manual_seed(0)
+        model = build_model(cfg, data).train()
+        model.items.cache_frozen = cached
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        torch.manual_seed(1)  # the same views drawn in both paths
+        loss = model(inputs, targets, negatives)
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+        assert (("text", "prefix") in model.items._frozen_outputs) == cached
+    (loss_a, grads_a), (loss_b, grads_b) = results
+    assert torch.allclose(loss_a, loss_b, atol=1e-5)
+    trained = {n for n in grads_a if n.startswith("items.text.")}
+    layers = model.items.text.blocks
+    assert trained and all(".embeddings." not in n for n in trained)  # embeddings stay frozen
+    assert grads_a.keys() == grads_b.keys()
+    for name in grads_a:
+        scale = grads_a[name].abs().max().item()
+        assert torch.allclose(grads_a[name], grads_b[name], rtol=1e-3, atol=1e-4 * max(scale, 1e-3)), name
+    assert len(layers) >= int(blocks)

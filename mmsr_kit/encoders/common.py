@@ -40,12 +40,20 @@ def from_pretrained(load, name, kind):
         raise missing_model(name, kind, error) from None
 
 
-def encoder_blocks(model):
-    """The transformer blocks of a Hugging Face encoder, bottom first, found by module structure."""
+def blocks_holder(model):
+    """(module, attribute) holding a Hugging Face encoder's ModuleList of blocks, or None."""
     encoder = getattr(model, "encoder", None)
     for attr in ("layer", "layers", "block"):
         if encoder is not None and isinstance(getattr(encoder, attr, None), nn.ModuleList):
-            return list(getattr(encoder, attr))
+            return encoder, attr
+    return None
+
+
+def encoder_blocks(model):
+    """The transformer blocks of a Hugging Face encoder, bottom first, found by module structure."""
+    holder = blocks_holder(model)
+    if holder is not None:
+        return list(getattr(*holder))
     lists = [m for n, m in model.named_modules() if isinstance(m, nn.ModuleList) and n.split(".")[-1] in ("layer", "layers")]
     if not lists and getattr(getattr(model, "config", None), "num_hidden_layers", None) == 0:
         return []  # an encoder without blocks (a bag of embeddings)

@@ -2,6 +2,7 @@
 
 Every encoder returns token states (U, T, H), their mask (U, T) and a pooled vector (U, H).
 """
+import contextlib
 import functools
 import importlib.metadata
 from dataclasses import dataclass
@@ -13,7 +14,9 @@ from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
 
 from ..paths import cache_dir
 from ..registry import ConfigError, Registry
-from .common import TopBlocks, encoder_blocks, from_pretrained
+import torch.nn as nn
+
+from .common import TopBlocks, blocks_holder, encoder_blocks, from_pretrained
 
 
 @dataclass
@@ -97,8 +100,39 @@ class TextEncoder(TopBlocks):
                              return_tensors="pt")
         return {"input_ids": out["input_ids"], "attention_mask": out["attention_mask"]}
 
-    def forward(self, input_ids, attention_mask):
-        tokens = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (U, T, H)
+    @property
+    def prefix_cacheable(self):
+        """Only the top blocks train: the embeddings and the blocks below them are a fixed function of the text,
+        so their output (the states entering the first trained block) can be computed once per text."""
+        return (self.train_blocks is not None and 0 < self.train_blocks <= len(self.blocks)
+                and blocks_holder(self.model) is not None and hasattr(self.model, "embeddings"))
+
+    def prefix(self, input_ids, attention_mask):
+        """States entering the first trained block: (U, T, H). Call in eval mode, under no_grad."""
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        return out.hidden_states[len(self.blocks) - self.train_blocks]
+
+    @contextlib.contextmanager
+    def _from_prefix(self, states):
+        """Within: the model's embeddings return `states` and only the trained blocks run; the model still builds
+        its own attention mask from `attention_mask`, so the top blocks see exactly what a full forward gives them."""
+        holder, attr = blocks_holder(self.model)
+        everything = getattr(holder, attr)
+        setattr(holder, attr, nn.ModuleList(list(everything)[len(everything) - self.train_blocks :]))
+        hook = self.model.embeddings.register_forward_hook(lambda module, args, output: states)
+        try:
+            yield
+        finally:
+            hook.remove()
+            setattr(holder, attr, everything)
+
+    def forward(self, input_ids, attention_mask, prefix_states=None):
+        """Token states, mask and pooled vector; with `prefix_states` (from `prefix`), only the trained blocks run."""
+        if prefix_states is None:
+            tokens = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (U, T, H)
+        else:
+            with self._from_prefix(prefix_states):
+                tokens = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.bool()
         if self.pooling == "cls":
             pooled = tokens[:, 0]
