@@ -22,29 +22,43 @@ def batch(data, n=8):
     return TrainWindows(data).collate(list(range(n)))
 
 
+def loss_and_grads(cfg, data, one_batch, **settings):
+    """One training step's loss and gradients with dropout off, after setting `settings` on the config
+    (model.*) or on the item encoder (attributes); returns (loss, {name: grad}, model)."""
+    torch.manual_seed(0)
+    for key, value in settings.items():
+        if hasattr(cfg.model, key):
+            setattr(cfg.model, key, value)
+    model = build_model(cfg, data).train()
+    for key, value in settings.items():
+        if hasattr(model.items, key):
+            setattr(model.items, key, value)
+    for module in model.modules():  # the encoders' own dropout too: nothing random in either path
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    torch.manual_seed(1)  # the same views drawn in both paths
+    loss = model(*one_batch)
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}, model
+
+
+def assert_same(a, b, loss_atol, rel=1e-4, floor=1.0):
+    (loss_a, grads_a, _), (loss_b, grads_b, _) = a, b
+    assert torch.allclose(loss_a, loss_b, atol=loss_atol)
+    assert grads_a.keys() == grads_b.keys() and grads_a
+    for name in grads_a:
+        scale = grads_a[name].abs().max().item()  # sums over many tokens: compare relative to their size
+        assert torch.allclose(grads_a[name], grads_b[name], rtol=1e-3, atol=rel * max(scale, floor)), name
+
+
 @pytest.mark.parametrize("mode", ["mmsr", "mmsr_t", "mmsr_v"])
 def test_unique_item_encoding_matches_every_occurrence(mode):
     cfg = small(**{"model.mode": mode, "model.dropout": 0.0, "data.views": 0})
     data = load_split(cfg.data)
-    inputs, targets, negatives = batch(data)
-    results = []
-    for every in (False, True):
-        torch.manual_seed(0)
-        cfg.model.encode_every_occurrence = every
-        model = build_model(cfg, data).train()
-        for module in model.modules():  # the encoders' own dropout too: nothing random in either path
-            if isinstance(module, torch.nn.Dropout):
-                module.p = 0.0
-        loss = model(inputs, targets, negatives)
-        loss.backward()
-        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-        results.append((loss.detach(), grads))
-    (loss_a, grads_a), (loss_b, grads_b) = results
-    assert torch.allclose(loss_a, loss_b, atol=1e-6)
-    assert grads_a.keys() == grads_b.keys() and len(grads_a) > 10
-    for name in grads_a:
-        scale = grads_a[name].abs().max().item()  # sums over many tokens: compare relative to their size
-        assert torch.allclose(grads_a[name], grads_b[name], rtol=1e-3, atol=1e-4 * max(scale, 1.0)), name
+    one = batch(data)
+    unique, every = (loss_and_grads(cfg, data, one, encode_every_occurrence=e) for e in (False, True))
+    assert len(unique[1]) > 10
+    assert_same(unique, every, loss_atol=1e-6)
 
 
 def test_per_encode_views_in_training_only():
@@ -139,25 +153,11 @@ def test_frozen_encoder_outputs_computed_once_give_the_same_loss_and_gradients(m
     cfg = small(**{"model.mode": mode, "model.fusion": fusion, "model.dropout": 0.0, "data.views": 0,
                    "model.text_blocks": "0", "model.vision_blocks": "0"})
     data = load_split(cfg.data)
-    inputs, targets, negatives = batch(data)
-    results = []
-    for cached in (True, False):
-        torch.manual_seed(0)
-        model = build_model(cfg, data).train()
-        model.items.cache_frozen = cached
-        for module in model.modules():
-            if isinstance(module, torch.nn.Dropout):
-                module.p = 0.0
-        loss = model(inputs, targets, negatives)
-        loss.backward()
-        results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
-        assert bool(model.items._frozen_outputs) == cached
-    (loss_a, grads_a), (loss_b, grads_b) = results
-    assert torch.allclose(loss_a, loss_b, atol=1e-5)
-    assert grads_a.keys() == grads_b.keys() and grads_a  # the projection / fusion / sequence model still train
-    assert not any(n.startswith(("items.text.", "items.vision.")) for n in grads_a)  # the encoders do not
-    for name in grads_a:
-        assert torch.allclose(grads_a[name], grads_b[name], rtol=1e-3, atol=1e-5), name
+    one = batch(data)
+    cached, uncached = (loss_and_grads(cfg, data, one, cache_frozen=c) for c in (True, False))
+    assert cached[2].items._frozen_outputs and not uncached[2].items._frozen_outputs
+    assert not any(n.startswith(("items.text.", "items.vision.")) for n in cached[1])  # the encoders do not train
+    assert_same(cached, uncached, loss_atol=1e-5, rel=1e-5, floor=1.0)
 
 
 def test_what_is_cached_follows_what_trains():
@@ -198,27 +198,9 @@ def test_cached_text_prefix_gives_the_same_loss_and_gradients(text_encoder, bloc
     cfg = small(**{"model.mode": "mmsr_t" if fusion == "concat" else "mmsr", "model.text_encoder": text_encoder,
                    "model.text_blocks": blocks, "model.fusion": fusion, "model.dropout": 0.0, "data.views": 2})
     data = load_split(cfg.data)
-    inputs, targets, negatives = batch(data, n=16)
-    results = []
-    for cached in (True, False):
-        torch.manual_seed(0)
-        model = build_model(cfg, data).train()
-        model.items.cache_frozen = cached
-        for module in model.modules():
-            if isinstance(module, torch.nn.Dropout):
-                module.p = 0.0
-        torch.manual_seed(1)  # the same views drawn in both paths
-        loss = model(inputs, targets, negatives)
-        loss.backward()
-        results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
-        assert (("text", "prefix") in model.items._frozen_outputs) == cached
-    (loss_a, grads_a), (loss_b, grads_b) = results
-    assert torch.allclose(loss_a, loss_b, atol=1e-5)
-    trained = {n for n in grads_a if n.startswith("items.text.")}
-    layers = model.items.text.blocks
-    assert trained and all(".embeddings." not in n for n in trained)  # embeddings stay frozen
-    assert grads_a.keys() == grads_b.keys()
-    for name in grads_a:
-        scale = grads_a[name].abs().max().item()
-        assert torch.allclose(grads_a[name], grads_b[name], rtol=1e-3, atol=1e-4 * max(scale, 1e-3)), name
-    assert len(layers) >= int(blocks)
+    one = batch(data, n=16)
+    cached, uncached = (loss_and_grads(cfg, data, one, cache_frozen=c) for c in (True, False))
+    assert ("text", "prefix") in cached[2].items._frozen_outputs and not uncached[2].items._frozen_outputs
+    trained = {n for n in cached[1] if n.startswith("items.text.")}
+    assert trained and all(".embeddings." not in n for n in trained)  # the embeddings stay frozen
+    assert_same(cached, uncached, loss_atol=1e-5, floor=1e-3)
