@@ -223,8 +223,6 @@ def make_config(preset="workshop", file=None, overrides=None):
                 continue
             set_value(cfg, key, value)
     validate(cfg)
-    if cfg.data.views < 0:
-        raise ConfigError("data.views must be at least 0")
     return cfg
 
 

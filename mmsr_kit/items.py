@@ -16,7 +16,7 @@ import torch.nn.functional as F
 log = logging.getLogger(__name__)
 
 # Outputs of frozen encoders, shared by the runs of one process (a notebook trains several models on the same
-# items): fingerprint of (encoder weights, inputs) -> (tokens, mask, pooled). The most recent first, within a budget.
+# items): (fingerprint of encoder weights and inputs, device) -> what `_fill` computed. Most recent first, in a budget.
 FROZEN_MEMO = collections.OrderedDict()
 FROZEN_MEMO_BYTES = 2 << 30
 
@@ -116,7 +116,7 @@ class ItemContent(nn.Module):
     def pictures(self, items, view):
         """uint8 (U, 3, S, S): the chosen views, with fresh background noise on the training views."""
         images = self.images[items, view]
-        if not self.views or not bool((view > 0).any()):
+        if not self.views:
             return images
         pick = torch.randint(0, len(self.noise), items.shape, device=items.device)
         noise = self.noise[pick] * (view > 0).view(-1, 1, 1, 1)
@@ -137,7 +137,7 @@ class ContentItemEncoder(nn.Module):
         super().__init__()
         self.content, self.text, self.vision, self.fusion = content, text, vision, fusion
         self.cache_frozen = cache_frozen
-        self._frozen_outputs = {}  # "text" / "vision" -> (tokens, mask, pooled) for every (item, view)
+        self._frozen_outputs = {}  # (which, "outputs" | "prefix") -> tensors for every (item, view); see _fill
         if fusion is None:  # one modality: project its pooled vector
             width = text.width if text is not None else vision.width
             self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, hidden))

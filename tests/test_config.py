@@ -32,6 +32,9 @@ def test_types_are_checked_and_converted():
         make_config("smoke", overrides={"train.bf16": "maybe"})
     with pytest.raises(ConfigError, match="at least 1"):
         make_config("smoke", overrides={"train.epochs": 0})
+    with pytest.raises(ConfigError, match="data.views must be at least 0"):
+        make_config("smoke", overrides={"data.views": -1})
+    assert make_config("smoke", overrides={"data.views": 0}).data.views == 0  # 0: no augmentation, allowed
 
 
 @pytest.mark.parametrize("key, value, message", [
