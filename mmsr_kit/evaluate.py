@@ -26,9 +26,10 @@ def parse_metric(name, ks):
 def rank_counts(scores, targets):
     """scores (B, N), targets (B,) -> (#items scoring higher, #other items scoring the same), each (B,)."""
     target_scores = scores.gather(1, targets[:, None])  # (B, 1)
-    greater = (scores > target_scores).sum(1)
-    equal = (scores == target_scores).sum(1) - 1
-    return greater, equal
+    # int32 sums: about twice as fast as summing bools into int64 on a CPU; exact below 2**31 items
+    greater = torch.sum(scores > target_scores, 1, dtype=torch.int32)
+    equal = torch.sum(scores == target_scores, 1, dtype=torch.int32) - 1
+    return greater.long(), equal.long()
 
 
 def metrics_from_ranks(greater, equal, ks):
