@@ -128,8 +128,9 @@ class ContentItemEncoder(nn.Module):
 
     A frozen encoder (no trained blocks: model.text_blocks=0 / vision_blocks=0, and no MAE masking) is a
     fixed function of the item: its outputs for every item and view are computed once, on first use, and
-    looked up afterwards. A text encoder that trains only its top k blocks gets the same for the states
-    entering those blocks, and runs only the k blocks per step. `cache_frozen=False` runs everything each
+    looked up afterwards. An encoder that trains only its top k blocks (text: Hugging Face encoders; vision:
+    timm ViT / EfficientNet) gets the same for the states entering those blocks, and runs only the k blocks
+    per step. Not for pictures with per-encode noise (synthetic training views): not a fixed function there. `cache_frozen=False` runs everything each
     time (the reference, for tests and benchmarks).
     """
 
@@ -174,12 +175,16 @@ class ContentItemEncoder(nn.Module):
         training = encoder.training
         encoder.train(False)
         try:
-            if what == "prefix":  # text only: full width, so every item's states line up
-                ids, mask = self.content.input_ids[items, view], self.content.attention_mask[items, view]
-                states = torch.cat([encoder.prefix(ids[s : s + chunk], mask[s : s + chunk])
-                                    for s in range(0, len(items), chunk)])
-                log.info("text encoder %s: the states below its top %d block(s) are computed once for %d items x %d "
-                         "views", encoder.name, encoder.train_blocks, n - 1, views)
+            if what == "prefix":  # text at full width, so every item's states line up
+                if which == "text":
+                    ids, mask = self.content.input_ids[items, view], self.content.attention_mask[items, view]
+                    states = [encoder.prefix(ids[s : s + chunk], mask[s : s + chunk]) for s in range(0, len(items), chunk)]
+                else:
+                    states = [encoder.prefix(self.content.images[items[s : s + chunk], view[s : s + chunk]])
+                              for s in range(0, len(items), chunk)]
+                states = torch.cat(states)
+                log.info("%s encoder %s: the states below its top %d block(s) are computed once for %d items x %d "
+                         "views", which, encoder.name, encoder.train_blocks, n - 1, views)
                 return (states.view(n, views, *states.shape[1:]),)
             parts = [self._run(which, items[s : s + chunk], view[s : s + chunk]) for s in range(0, len(items), chunk)]
         finally:
@@ -214,8 +219,10 @@ class ContentItemEncoder(nn.Module):
             if tokens is None:
                 return None, None, pooled[items, view]
             return tokens[items, view], mask[items, view], pooled[items, view]
-        if self.cache_frozen and getattr(encoder, "prefix_cacheable", False):
+        if self.cache_frozen and encoder.prefix_cacheable and not (which == "vision" and self.content.views):
             (states,) = self._cached(which, "prefix", items.device)
+            if which == "vision":
+                return encoder(self.content.images[items, view], prefix_states=states[items, view])
             ids, mask = self.content.input_ids[items, view], self.content.attention_mask[items, view]
             width = int(mask.sum(1).max())
             return encoder(ids[:, :width], mask[:, :width], prefix_states=states[items, view][:, :width])

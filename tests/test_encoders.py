@@ -194,3 +194,16 @@ def test_tiny_mae_loads_through_the_mae_path_and_masks_in_training():
     frozen = VisionEncoder("tiny-mae", train_blocks=0, mask_ratio=0.5)
     assert not frozen.frozen  # random masking: its output is not a fixed function of the picture
     assert VisionEncoder("tiny-mae", train_blocks=0).frozen
+
+
+@pytest.mark.parametrize("name, blocks", [("efficientnet-lite0", 3), ("tiny-vit", 1)])
+def test_vision_prefix_then_top_blocks_equals_a_full_forward(name, blocks):
+    enc = VisionEncoder(name, image_size=32, train_blocks=blocks).eval()
+    assert enc.prefix_cacheable
+    size = enc.image_size
+    images = torch.randint(0, 256, (2, 3, size, size), dtype=torch.uint8)
+    with torch.no_grad():
+        full = enc(images)
+        part = enc(images, prefix_states=enc.prefix(images))
+    assert torch.allclose(full[0], part[0], atol=1e-5) and torch.allclose(full[2], part[2], atol=1e-5)
+    assert len(enc.model.blocks) == len(enc.blocks)  # the model is whole again afterwards

@@ -190,6 +190,23 @@ def test_frozen_outputs_are_shared_between_runs_only_for_the_same_weights_and_in
     assert not torch.equal(third.items._frozen_outputs["text", "outputs"][2], first.items._frozen_outputs["text", "outputs"][2])
 
 
+def test_cached_vision_prefix_gives_the_same_loss_and_gradients():
+    cfg = small(**{"model.mode": "mmsr_v", "model.vision_encoder": "tiny-vit", "model.vision_blocks": "1",
+                   "model.dropout": 0.0, "data.views": 0})
+    data = load_split(cfg.data)
+    one = batch(data, n=16)
+    cached, uncached = (loss_and_grads(cfg, data, one, cache_frozen=c) for c in (True, False))
+    assert ("vision", "prefix") in cached[2].items._frozen_outputs and not uncached[2].items._frozen_outputs
+    trained = {n for n in cached[1] if n.startswith("items.vision.")}
+    assert trained and all(n.startswith(("items.vision.model.blocks.1.", "items.vision.model.norm.")) for n in trained)
+    assert_same(cached, uncached, loss_atol=1e-5, floor=1e-3)
+    # training views with per-encode noise are not a fixed function of the item: no vision prefix there
+    cfg.data.views = 2
+    noisy = build_model(cfg, data).train()
+    noisy.items(torch.arange(1, 5))
+    assert not noisy.items._frozen_outputs
+
+
 @pytest.mark.parametrize("text_encoder, blocks, fusion", [("tiny-bert", "1", "concat"), ("tiny-bert", "2", "merge_attention_1"),
                                                            ("minilm", "2", "concat")])
 def test_cached_text_prefix_gives_the_same_loss_and_gradients(text_encoder, blocks, fusion):

@@ -3,6 +3,7 @@
 Every encoder takes uint8 pictures (U, 3, S, S), normalises them with its own statistics, and returns
 token states (U, T, H) (grid cells or patches), their mask (U, T) and a pooled vector (U, H).
 """
+import contextlib
 import dataclasses
 import importlib.metadata
 from dataclasses import dataclass, field
@@ -154,6 +155,10 @@ def timm_blocks(model):
     raise ConfigError(f"cannot find the blocks of timm model {type(model).__name__}")
 
 
+class _Captured(Exception):
+    """Stops a forward pass once the states it was run for are captured."""
+
+
 class VisionEncoder(TopBlocks):
     """A timm or ViT-MAE encoder; trains its top `train_blocks` blocks (None: all)."""
 
@@ -214,8 +219,55 @@ class VisionEncoder(TopBlocks):
     def frozen(self):
         return super().frozen and not self.mask_ratio  # MAE masking draws patches at random in training
 
-    def forward(self, images):
-        x = (images.float() / 255 - self.mean) / self.std  # (U, 3, S, S)
+    @property
+    def prefix_cacheable(self):
+        """A timm model whose blocks are one nn.Sequential (ViT, EfficientNet) and that trains only its top k:
+        the stem and the blocks below are a fixed function of the picture."""
+        return (self.kind == "timm" and self.train_blocks is not None and 0 < self.train_blocks <= len(self.blocks)
+                and isinstance(getattr(self.model, "blocks", None), nn.Sequential))
+
+    def _normalise(self, images):
+        return (images.float() / 255 - self.mean) / self.std  # (U, 3, S, S)
+
+    def prefix(self, images):
+        """States entering the first trained block. Call in eval mode, under no_grad."""
+        first = self.model.blocks[len(self.blocks) - self.train_blocks]
+        captured = []
+
+        def stop(module, args):
+            captured.append(args[0])
+            raise _Captured
+
+        hook = first.register_forward_pre_hook(stop)
+        try:
+            self.model.forward_features(self._normalise(images))
+        except _Captured:
+            pass
+        finally:
+            hook.remove()
+        return captured[0]
+
+    @contextlib.contextmanager
+    def _from_prefix(self, states):
+        everything = self.model.blocks
+        top = nn.Sequential(*list(everything)[len(everything) - self.train_blocks :])
+        self.model.blocks = top
+        hook = top[0].register_forward_pre_hook(lambda module, args: (states,))
+        try:
+            yield
+        finally:
+            hook.remove()
+            self.model.blocks = everything
+
+    def forward(self, images, prefix_states=None):
+        """Token states, mask and pooled vector; with `prefix_states` (from `prefix`), only the trained blocks run."""
+        if prefix_states is not None:
+            with self._from_prefix(prefix_states):
+                return self._forward(images)
+        return self._forward(images)
+
+    def _forward(self, images):
+        x = self._normalise(images)
         if self.kind == "mae":
             # ViT-MAE masks patches at random whenever its config says so, evaluation included: only in training here.
             self.model.config.mask_ratio = self.mask_ratio if self.training else 0.0
