@@ -23,9 +23,21 @@ def parse_metric(name, ks):
     return kind, int(k)
 
 
-def rank_counts(scores, targets):
-    """scores (B, N), targets (B,) -> (#items scoring higher, #other items scoring the same), each (B,)."""
+def rank_counts(scores, targets, cap=None):
+    """scores (B, N), targets (B,) -> (#items scoring higher, #other items scoring the same), each (B,).
+
+    With `cap` (the largest cut-off k): a target scoring below the cap-th best score ranks at cap or lower and
+    counts nothing at any k <= cap, so it gets (cap, 0) from one top-k pass; only the other rows are counted.
+    """
     target_scores = scores.gather(1, targets[:, None])  # (B, 1)
+    if cap is not None and cap < scores.shape[1]:
+        kth = torch.topk(scores, cap, dim=1, sorted=False).values.min(1, keepdim=True).values  # (B, 1)
+        near = (target_scores >= kth).squeeze(1)
+        greater = torch.full_like(targets, cap)
+        equal = torch.zeros_like(targets)
+        if bool(near.any()):
+            greater[near], equal[near] = rank_counts(scores[near], targets[near])
+        return greater, equal
     # int32 sums: about twice as fast as summing bools into int64 on a CPU; exact below 2**31 items
     greater = torch.sum(scores > target_scores, 1, dtype=torch.int32)
     equal = torch.sum(scores == target_scores, 1, dtype=torch.int32) - 1
@@ -84,7 +96,7 @@ def full_ranking_metrics(model, evalset, n_items, ks=(10, 20, 50), batch_size=25
         targets = torch.as_tensor(evalset.targets[start:stop], device=device)
         if not torch.isfinite(scores.gather(1, targets[:, None])).all():
             raise FloatingPointError("the model produced non-finite scores; training has diverged")
-        greater, equal = rank_counts(scores, targets)
+        greater, equal = rank_counts(scores, targets, cap=max(ks))
         for key, value in metrics_from_ranks(greater, equal, ks).items():
             sums[key] += value
     if world > 1:

@@ -95,3 +95,18 @@ def test_parse_metric():
         parse_metric("ndcg@5", [10, 20])
     with pytest.raises(ConfigError):
         parse_metric("mrr@10", [10])
+
+
+def test_capped_rank_counts_give_the_same_metrics():
+    """The top-k shortcut changes nothing at any cut-off up to the cap, ties and all."""
+    torch.manual_seed(0)
+    scores = torch.randint(0, 40, (64, 300)).double()  # many ties
+    scores[:, 0] = -torch.inf
+    targets = torch.randint(1, 300, (64,))
+    scores[:8, :].scatter_(1, targets[:8, None], 1e3)  # some targets on top
+    full = metrics_from_ranks(*rank_counts(scores, targets), ks=(1, 10, 50))
+    capped = metrics_from_ranks(*rank_counts(scores, targets, cap=50), ks=(1, 10, 50))
+    assert full.keys() == capped.keys()
+    for key in full:
+        assert torch.allclose(full[key], capped[key]), key
+    assert full["hr@50"] > 8  # the shortcut is not trivially skipping every row
