@@ -130,7 +130,8 @@ class ContentItemEncoder(nn.Module):
     fixed function of the item: its outputs for every item and view are computed once, on first use, and
     looked up afterwards. An encoder that trains only its top k blocks (text: Hugging Face encoders; vision:
     timm ViT / EfficientNet) gets the same for the states entering those blocks, and runs only the k blocks
-    per step. Not for pictures with per-encode noise (synthetic training views): not a fixed function there. `cache_frozen=False` runs everything each
+    per step. Not for pictures with per-encode noise (synthetic training views): not a fixed function there,
+    so those run in full (logged once). `cache_frozen=False` runs everything each
     time (the reference, for tests and benchmarks).
     """
 
@@ -139,26 +140,31 @@ class ContentItemEncoder(nn.Module):
         self.content, self.text, self.vision, self.fusion = content, text, vision, fusion
         self.cache_frozen = cache_frozen
         self._frozen_outputs = {}  # (which, "outputs" | "prefix") -> tensors for every (item, view); see _fill
+        self._said_random = set()  # encoders whose frozen part could not be cached (logged once each)
         if fusion is None:  # one modality: project its pooled vector
             width = text.width if text is not None else vision.width
             self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, hidden))
 
-    def _run(self, which, items, view):
-        if which == "text":
-            ids, mask = self.content.input_ids[items, view], self.content.attention_mask[items, view]  # (U, T)
+    def _inputs(self, which, items, view, trim=True):
+        """The encoder's arguments for `items` in `view`s: (token ids, mask), cut to the batch's longest text
+        unless trim=False, or (pictures,)."""
+        if which == "vision":
+            return (self.content.pictures(items, view),)
+        ids, mask = self.content.input_ids[items, view], self.content.attention_mask[items, view]  # (U, T)
+        if trim:
             width = int(mask.sum(1).max())  # drop the columns that are padding for every item of the batch
-            return self.text(ids[:, :width], mask[:, :width])
-        return self.vision(self.content.pictures(items, view))
+            ids, mask = ids[:, :width], mask[:, :width]
+        return ids, mask
+
+    def _fixed_inputs(self, which):
+        """Whether the encoder's input is a fixed function of (item, view): not for training pictures, which
+        get fresh noise per encode; there nothing below the trained blocks is cached."""
+        return which == "text" or not self.content.views
 
     def _memo_key(self, which, what):
-        """None where the inputs are random per encode (training pictures get fresh noise), else a fingerprint."""
         encoder = getattr(self, which)
-        if which == "text":
-            inputs = (self.content.input_ids, self.content.attention_mask, encoder.pooling)
-        elif self.content.views:
-            return None
-        else:
-            inputs = (self.content.images,)
+        inputs = ((self.content.input_ids, self.content.attention_mask, encoder.pooling) if which == "text"
+                  else (self.content.images,))
         weights = [t for _, t in sorted(encoder.state_dict().items())]
         return fingerprint(which, what, type(encoder).__name__, encoder.name, encoder.train_blocks,
                            getattr(self.fusion, "uses_tokens", False), *inputs, *weights)
@@ -166,34 +172,30 @@ class ContentItemEncoder(nn.Module):
     @torch.no_grad()
     def _fill(self, which, what, device, chunk=256):
         """For every item and view: what == "outputs" (a frozen encoder): (tokens, mask, pooled), shaped
-        (N+1, V, T, H), (N+1, V, T), (N+1, V, H); what == "prefix": the states entering the trained blocks."""
+        (N+1, V, T, H), (N+1, V, T), (N+1, V, H); what == "prefix": the states entering the trained blocks
+        (text at full width, so every item's states line up)."""
         encoder = getattr(self, which)
         n, views = self.content.input_ids.shape[:2] if which == "text" else self.content.images.shape[:2]
         keep_tokens = getattr(self.fusion, "uses_tokens", False)  # coarse fusions and one modality: pooled only
         items = torch.arange(n, device=device).repeat_interleave(views)  # item-major, like (N+1, V)
         view = torch.arange(views, device=device).repeat(n)
+        run = encoder.prefix if what == "prefix" else encoder
         training = encoder.training
         encoder.train(False)
         try:
-            if what == "prefix":  # text at full width, so every item's states line up
-                if which == "text":
-                    ids, mask = self.content.input_ids[items, view], self.content.attention_mask[items, view]
-                    states = [encoder.prefix(ids[s : s + chunk], mask[s : s + chunk]) for s in range(0, len(items), chunk)]
-                else:
-                    states = [encoder.prefix(self.content.images[items[s : s + chunk], view[s : s + chunk]])
-                              for s in range(0, len(items), chunk)]
-                states = torch.cat(states)
-                log.info("%s encoder %s: the states below its top %d block(s) are computed once for %d items x %d "
-                         "views", which, encoder.name, encoder.train_blocks, n - 1, views)
-                return (states.view(n, views, *states.shape[1:]),)
-            parts = [self._run(which, items[s : s + chunk], view[s : s + chunk]) for s in range(0, len(items), chunk)]
+            parts = [run(*self._inputs(which, items[s : s + chunk], view[s : s + chunk], trim=what != "prefix"))
+                     for s in range(0, len(items), chunk)]
         finally:
             encoder.train(training)
+        shape = lambda x: None if x is None else x.view(n, views, *x.shape[1:])  # noqa: E731
+        if what == "prefix":
+            log.info("%s encoder %s: the states below its top %d block(s) are computed once for %d items x %d "
+                     "views", which, encoder.name, encoder.train_blocks, n - 1, views)
+            return (shape(torch.cat(parts)),)
         width = max(p[0].shape[1] for p in parts)
         tokens = torch.cat([F.pad(p[0], (0, 0, 0, width - p[0].shape[1])) for p in parts]) if keep_tokens else None
         mask = torch.cat([F.pad(p[1], (0, width - p[1].shape[1])) for p in parts]) if keep_tokens else None
         pooled = torch.cat([p[2] for p in parts])
-        shape = lambda x: None if x is None else x.view(n, views, *x.shape[1:])  # noqa: E731
         log.info("%s encoder %s is frozen: its outputs for %d items x %d views are computed once", which,
                  encoder.name, n - 1, views)
         return shape(tokens), shape(mask), shape(pooled)
@@ -201,32 +203,38 @@ class ContentItemEncoder(nn.Module):
     def _cached(self, which, what, device):
         cached = self._frozen_outputs.get((which, what))
         if cached is None or cached[-1].device != device:
-            key = self._memo_key(which, what)
-            cached = FROZEN_MEMO.get((key, device)) if key else None
+            key = (self._memo_key(which, what), device)
+            cached = FROZEN_MEMO.get(key)
             if cached is None:
                 cached = self._fill(which, what, device)
-                if key:
-                    _memo_put((key, device), cached)
+                _memo_put(key, cached)
             self._frozen_outputs[which, what] = cached
         return cached
 
     def encode(self, which, items, view):
         """(tokens, mask, pooled) of `items` in `view`s: from cached outputs (frozen encoder), from cached prefix
-        states through the trained blocks (text encoders that train their top blocks only), or a full forward."""
+        states through the trained blocks (encoders that train their top blocks only), or a full forward."""
         encoder = getattr(self, which)
-        if self.cache_frozen and encoder.frozen:
+        cacheable = self.cache_frozen and (encoder.frozen or encoder.prefix_cacheable)
+        if cacheable and not self._fixed_inputs(which):
+            if which not in self._said_random:
+                self._said_random.add(which)
+                log.info("%s encoder %s: training pictures get fresh noise per encode, so its frozen part runs in "
+                         "full every step (data.views=0 caches it)", which, encoder.name)
+            cacheable = False
+        if not cacheable:
+            return encoder(*self._inputs(which, items, view))
+        if encoder.frozen:
             tokens, mask, pooled = self._cached(which, "outputs", items.device)
             if tokens is None:
                 return None, None, pooled[items, view]
             return tokens[items, view], mask[items, view], pooled[items, view]
-        if self.cache_frozen and encoder.prefix_cacheable and not (which == "vision" and self.content.views):
-            (states,) = self._cached(which, "prefix", items.device)
-            if which == "vision":
-                return encoder(self.content.images[items, view], prefix_states=states[items, view])
-            ids, mask = self.content.input_ids[items, view], self.content.attention_mask[items, view]
-            width = int(mask.sum(1).max())
-            return encoder(ids[:, :width], mask[:, :width], prefix_states=states[items, view][:, :width])
-        return self._run(which, items, view)
+        (states,) = self._cached(which, "prefix", items.device)
+        args = self._inputs(which, items, view)
+        states = states[items, view]
+        if which == "text":
+            states = states[:, : args[0].shape[1]]  # the batch's width
+        return encoder(*args, prefix_states=states)
 
     def forward(self, items):  # (U,) -> (U, D)
         view = self.content.pick_views(items, self.training)

@@ -202,9 +202,11 @@ def test_cached_vision_prefix_gives_the_same_loss_and_gradients():
     assert_same(cached, uncached, loss_atol=1e-5, floor=1e-3)
     # training views with per-encode noise are not a fixed function of the item: no vision prefix there
     cfg.data.views = 2
-    noisy = build_model(cfg, data).train()
-    noisy.items(torch.arange(1, 5))
-    assert not noisy.items._frozen_outputs
+    for blocks in ("1", "0"):  # neither the prefix nor a frozen encoder's outputs
+        cfg.model.vision_blocks = blocks
+        noisy = build_model(cfg, data).train()
+        noisy.items(torch.arange(1, 5))
+        assert not noisy.items._frozen_outputs, blocks
 
 
 @pytest.mark.parametrize("text_encoder, blocks, fusion", [("tiny-bert", "1", "concat"), ("tiny-bert", "2", "merge_attention_1"),
