@@ -5,6 +5,16 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 
+def picture_facets(images, captions, cols, max_chars):
+    """uint8 pictures (n, S, S, 3) in a grid of `cols` columns, each captioned (cut to `max_chars`)."""
+    fig = px.imshow(images, facet_col=0, facet_col_wrap=cols, facet_col_spacing=0.01, facet_row_spacing=0.08)
+    for annotation in fig.layout.annotations:  # facet captions "facet_col=k" -> the k-th caption
+        text = captions[int(annotation.text.split("=")[1])]
+        annotation.text = text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+        annotation.font.size = 9
+    return fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
+
+
 def item_grid(dataset, items=None, n=16, cols=8, title_chars=28):
     """Pictures of `items` (default: the first n) with their titles as captions."""
     if not dataset.has_images:
@@ -12,14 +22,7 @@ def item_grid(dataset, items=None, n=16, cols=8, title_chars=28):
     items = list(range(n)) if items is None else list(items)
     rows = dataset.items.select(items)
     images = np.stack([np.asarray(img.convert("RGB")) for img in rows["image"]])  # (n, S, S, 3)
-    fig = px.imshow(images, facet_col=0, facet_col_wrap=cols, facet_col_spacing=0.01, facet_row_spacing=0.08)
-    texts = rows["text"]
-    for annotation in fig.layout.annotations:  # facet captions "facet_col=k" -> the item's title
-        k = int(annotation.text.split("=")[1])
-        text = texts[k]
-        annotation.text = text if len(text) <= title_chars else text[: title_chars - 1] + "…"
-        annotation.font.size = 9
-    fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
+    fig = picture_facets(images, rows["text"], cols, title_chars)
     fig.update_layout(title=f"{dataset.name}: items and their titles", height=170 * int(np.ceil(len(items) / cols)),
                       margin=dict(l=10, r=10, t=60, b=10))
     return fig
@@ -80,13 +83,7 @@ def item_views(model, item, training=True, n=8, title_chars=40):
     if items_module.vision is None:
         return go.Figure(go.Table(header=dict(values=["view", "title"]), cells=dict(values=[views.tolist(), titles])))
     images = content.pictures(items, views).permute(0, 2, 3, 1).cpu().numpy()  # (n, S, S, 3)
-    fig = px.imshow(images, facet_col=0, facet_col_wrap=min(n, 8), facet_col_spacing=0.01)
-    for annotation in fig.layout.annotations:
-        k = int(annotation.text.split("=")[1])
-        text = f"view {int(views[k])}: {titles[k]}"
-        annotation.text = text if len(text) <= title_chars else text[: title_chars - 1] + "…"
-        annotation.font.size = 9
-    fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
+    fig = picture_facets(images, [f"view {int(v)}: {t}" for v, t in zip(views, titles)], min(n, 8), title_chars)
     fig.update_layout(title=f"item {item}: {'training encodes' if training else 'the evaluation view'}",
                       height=200 * int(np.ceil(n / 8)), margin=dict(l=10, r=10, t=60, b=10))
     fig.layout.meta = {"views": views.tolist(), "titles": titles}
