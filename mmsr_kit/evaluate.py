@@ -26,17 +26,22 @@ def parse_metric(name, ks):
 def rank_counts(scores, targets, cap=None):
     """scores (B, N), targets (B,) -> (#items scoring higher, #other items scoring the same), each (B,).
 
-    With `cap` (the largest cut-off k): a target scoring below the cap-th best score ranks at cap or lower and
-    counts nothing at any k <= cap, so it gets (cap, 0) from one top-k pass; only the other rows are counted.
+    With `cap` (the largest cut-off k), one top-k pass does it: every item scoring above a target that scores
+    above the cap-th best is among the top cap, so both counts come from those cap values. A target below the
+    cap-th best ranks at cap or lower and counts nothing at any k <= cap: (cap, 0). Only a target tied with the
+    cap-th best (its ties may reach past the top cap) is counted over its whole row.
     """
     target_scores = scores.gather(1, targets[:, None])  # (B, 1)
     if cap is not None and cap < scores.shape[1]:
-        kth = torch.topk(scores, cap, dim=1, sorted=False).values.min(1, keepdim=True).values  # (B, 1)
-        near = (target_scores >= kth).squeeze(1)
-        greater = torch.full_like(targets, cap)
-        equal = torch.zeros_like(targets)
-        if bool(near.any()):
-            greater[near], equal[near] = rank_counts(scores[near], targets[near])
+        top = torch.topk(scores, cap, dim=1, sorted=False).values  # (B, cap)
+        kth = top.min(1, keepdim=True).values
+        greater = torch.sum(top > target_scores, 1).clamp(max=cap)
+        equal = (torch.sum(top == target_scores, 1) - 1).clamp(min=0)
+        below = (target_scores < kth).squeeze(1)
+        greater[below], equal[below] = cap, 0
+        edge = (target_scores == kth).squeeze(1)
+        if bool(edge.any()):
+            equal[edge] = rank_counts(scores[edge], targets[edge])[1]
         return greater, equal
     # int32 sums: about twice as fast as summing bools into int64 on a CPU; exact below 2**31 items
     greater = torch.sum(scores > target_scores, 1, dtype=torch.int32)
@@ -60,15 +65,90 @@ def metrics_from_ranks(greater, equal, ks):
     return sums
 
 
-def score_batch(model, item_vectors, evalset, start, stop, device):
-    """Scores (B, N+1) of cases start..stop, with padding and each case's history at -inf."""
-    inputs = torch.as_tensor(evalset.inputs[start:stop], device=device)
-    users = model.last_user_vectors(inputs, item_vectors).to(item_vectors.dtype)  # (B, D)
-    scores = users @ item_vectors.T  # (B, N+1)
+def scores_into(users, vectors, out=None):
+    """users (B, D) @ vectors (M, D).T in fp32, into `out[:B]` when given (also inside autocast)."""
+    with torch.autocast(users.device.type, enabled=False):
+        return torch.mm(users, vectors.T, out=None if out is None else out[: len(users)])
+
+
+def masked_scores(users, item_vectors, rows, items, out=None):
+    """Scores (B, N+1) of user vectors (B, D), with padding and each case's history (`rows`, `items`: tensors of
+    pairs to mask, rows counted from 0) at -inf; written into `out` (at least B rows) when given: one buffer for
+    every batch saves the allocator a large block per batch."""
+    scores = scores_into(users, item_vectors, out)
     scores[:, 0] = -torch.inf
-    rows, items = evalset.masked(start, stop)
-    scores[torch.as_tensor(rows, device=device), torch.as_tensor(items, device=device)] = -torch.inf
+    scores[rows, items] = -torch.inf
     return scores
+
+
+class Probe:
+    """A sample of the items (the eighth with the largest vectors) that settles most cases cheaply.
+
+    A case with at least `cap` sampled items (outside its history) scoring above its target ranks at cap or
+    lower: all the metrics need to know of it. Only the other cases are scored against every item. Any sample
+    would be exact; the items with the largest vectors are the ones that can score highest (|u.v| <= |u| |v|),
+    so they settle the most. The target's score here comes from another computation than the full score row,
+    so "above" means above by more than the two can differ through float rounding (a margin from the vector
+    norms): a case the probe settles is one the full pass settles the same way, ties and all. Off below
+    `min_items` items, where the full pass is cheap.
+    """
+
+    min_items = 20_000
+
+    def __init__(self, item_vectors, cap):
+        n = len(item_vectors) - 1
+        size = n // 8
+        self.active = n >= self.min_items and size >= 8 * cap
+        if not self.active:
+            return
+        device = item_vectors.device
+        sample = torch.topk(item_vectors[1:].norm(dim=1), size).indices.cpu() + 1  # never row 0 (padding)
+        self.column = torch.full((n + 1,), -1, dtype=torch.long)
+        self.column[sample] = torch.arange(size)
+        self.column = self.column.to(device)
+        self.vectors = item_vectors[sample.to(device)]  # (size, D)
+        self.cap = cap
+        # |fl(u.v) - u.v| <= D * eps * |u| * |v| for a D-term dot product; two computations, so twice that, again x2
+        eps = {"highest": 2.0**-24, "high": 2.0**-11}.get(torch.get_float32_matmul_precision(), 2.0**-8)
+        self.tolerance = 4 * item_vectors.shape[1] * eps * float(item_vectors.norm(dim=1).max())
+
+    def settled(self, users, item_vectors, targets, rows, items):
+        """(B,) bool: cases certainly ranked at cap or lower."""
+        target_scores = (users * item_vectors[targets]).sum(1)  # (B,)
+        margin = self.tolerance * users.norm(dim=1)
+        if getattr(self, "buffer", None) is None or len(self.buffer) < len(users):
+            self.buffer = users.new_empty(len(users), len(self.vectors))
+        scores = scores_into(users, self.vectors, self.buffer)  # (B, size)
+        columns = self.column[items]
+        sampled = columns >= 0
+        scores[rows[sampled], columns[sampled]] = -torch.inf  # history items do not count against the target
+        kth = torch.topk(scores, self.cap, dim=1, sorted=False).values.min(1).values  # the cap-th best sampled
+        return kth > target_scores + margin
+
+
+def rank_batch(users, item_vectors, targets, rows, items, cap, buffer=None, probe=None):
+    """(#items scoring higher, #other items scoring the same) of each case's target, clipped at `cap`; the cases
+    a `probe` settles get (cap, 0) without a full score row."""
+    if probe is None or not probe.active:
+        scores = masked_scores(users, item_vectors, rows, items, buffer)
+        check_finite(scores.gather(1, targets[:, None]))
+        return rank_counts(scores, targets, cap)
+    check_finite((users * item_vectors[targets]).sum(1))
+    open_ = torch.nonzero(~probe.settled(users, item_vectors, targets, rows, items)).squeeze(1)
+    greater = torch.full_like(targets, cap)
+    equal = torch.zeros_like(targets)
+    if len(open_):
+        row_of = torch.full_like(targets, -1)
+        row_of[open_] = torch.arange(len(open_), device=targets.device)
+        keep = row_of[rows] >= 0
+        scores = masked_scores(users[open_], item_vectors, row_of[rows[keep]], items[keep], buffer)
+        greater[open_], equal[open_] = rank_counts(scores, targets[open_], cap)
+    return greater, equal
+
+
+def check_finite(target_scores):
+    if not torch.isfinite(target_scores).all():
+        raise FloatingPointError("the model produced non-finite scores; training has diverged")
 
 
 def model_device(model):
@@ -76,12 +156,13 @@ def model_device(model):
 
 
 @torch.no_grad()
-def full_ranking_metrics(model, evalset, n_items, ks=(10, 20, 50), batch_size=256, accelerator=None):
+def full_ranking_metrics(model, evalset, n_items, ks=(10, 20, 50), batch_size=256, accelerator=None, probe=True):
     """Mean HR@k and NDCG@k over the cases of `evalset`, plus "n" (the number of cases).
 
-    Cases are scored `batch_size` at a time, so no full users x items matrix is ever held.
-    Under several processes each takes one contiguous share of the cases (no case twice,
-    none dropped) and the sums are added up.
+    Cases are scored `batch_size` at a time, so no full users x items matrix is ever held; with `probe` (from
+    20k items) a sample of the items settles first the cases whose target ranks below every cut-off (`Probe`).
+    Under several processes each takes one contiguous share of the cases (no case twice, none dropped) and the
+    sums are added up.
     """
     was_training = model.training
     model.eval()
@@ -90,13 +171,15 @@ def full_ranking_metrics(model, evalset, n_items, ks=(10, 20, 50), batch_size=25
     bounds = np.linspace(0, len(evalset), world + 1).astype(int)
     item_vectors = model.all_item_vectors(n_items).float()  # (N+1, D), once per evaluation
     sums = {f"{m}@{k}": torch.zeros((), dtype=torch.float64, device=device) for k in ks for m in METRICS}
+    buffer = torch.empty(min(batch_size, len(evalset)), len(item_vectors), device=device)
+    sampler = Probe(item_vectors, max(ks)) if probe else None
     for start in range(bounds[rank], bounds[rank + 1], batch_size):
         stop = min(start + batch_size, bounds[rank + 1])
-        scores = score_batch(model, item_vectors, evalset, start, stop, device)
+        inputs = torch.as_tensor(evalset.inputs[start:stop], device=device)
+        users = model.last_user_vectors(inputs, item_vectors).float()  # (B, D)
         targets = torch.as_tensor(evalset.targets[start:stop], device=device)
-        if not torch.isfinite(scores.gather(1, targets[:, None])).all():
-            raise FloatingPointError("the model produced non-finite scores; training has diverged")
-        greater, equal = rank_counts(scores, targets, cap=max(ks))
+        rows, items = (torch.as_tensor(x, device=device) for x in evalset.masked(start, stop))
+        greater, equal = rank_batch(users, item_vectors, targets, rows, items, max(ks), buffer, sampler)
         for key, value in metrics_from_ranks(greater, equal, ks).items():
             sums[key] += value
     if world > 1:

@@ -65,10 +65,13 @@ class Recommender(nn.Module):
     def all_item_vectors(self, n_items, batch_size=4096):
         """(n_items + 1, D) vectors of every item, row 0 zeros; computed once per evaluation."""
         device = next(self.parameters()).device
-        chunks = [self.items(torch.arange(s, min(s + batch_size, n_items + 1), device=device))
-                  for s in range(1, n_items + 1, batch_size)]
-        vectors = torch.cat(chunks)
-        return torch.cat([vectors.new_zeros(1, vectors.shape[-1]), vectors])
+        vectors = None
+        for s in range(1, n_items + 1, batch_size):
+            chunk = self.items(torch.arange(s, min(s + batch_size, n_items + 1), device=device))
+            if vectors is None:  # filled in place: no second copy of a large table
+                vectors = chunk.new_zeros(n_items + 1, chunk.shape[-1])
+            vectors[s : s + len(chunk)] = chunk
+        return vectors
 
     @torch.no_grad()
     def last_user_vectors(self, inputs, item_vectors=None):

@@ -110,3 +110,63 @@ def test_capped_rank_counts_give_the_same_metrics():
     for key in full:
         assert torch.allclose(full[key], capped[key]), key
     assert full["hr@50"] > 8  # the shortcut is not trivially skipping every row
+
+
+class SumModel(torch.nn.Module):
+    """Item vectors given; a user vector is the sum of its history's item vectors."""
+
+    def __init__(self, vectors):
+        super().__init__()
+        self.vectors = torch.nn.Parameter(vectors)
+
+    def all_item_vectors(self, n_items, batch_size=4096):
+        return self.vectors.detach()
+
+    def last_user_vectors(self, inputs, item_vectors=None):
+        return self.vectors.detach()[inputs].sum(1)
+
+
+def test_the_probe_settles_only_what_the_full_pass_would():
+    """From 20k items a sample of the items settles the cases ranked below every cut-off first; the metrics must
+    be the same as scoring every case against every item: targets near the cut-off, ties with the target that
+    straddle it (duplicated item vectors), and high-scoring history items (masked, so they must not count)."""
+    from mmsr_kit.evaluate import Probe
+
+    rng = np.random.default_rng(0)
+    n, cases = 24_000, 120
+    vectors = torch.randn(n + 1, 16, generator=torch.Generator().manual_seed(0))
+    vectors[0] = 0
+    prefixes, targets = [], []
+    for case in range(cases):
+        prefix = rng.choice(np.arange(1, n + 1), size=4, replace=False)
+        scores = vectors @ vectors[prefix].sum(0)
+        scores[0] = -np.inf
+        order = torch.argsort(scores, descending=True).numpy()
+        kind = case % 4
+        rank = [rng.integers(0, 10), rng.integers(40, 60), rng.integers(60, 600), rng.integers(600, n // 2)][kind]
+        target = int(order[rank])
+        if target in prefix:
+            target = int(order[rank + 1])
+        if case % 8 == 1:  # 70 items tied with a target ranked 40-60: its tie group reaches past the cut-off of 50
+            vectors[order[rank + 1 : rank + 71]] = vectors[target].clone()
+        if case % 8 == 2:  # the 300 best items go into the history (before the 4 the model sees): masked
+            prefix = np.concatenate([[i for i in order[:300] if i != target and i not in prefix], prefix])
+        prefixes.append(prefix)
+        targets.append(target)
+    model = SumModel(vectors)
+    evalset = eval_set(prefixes, targets, np.arange(cases), max_len=4)
+    probed = full_ranking_metrics(model, evalset, n, ks=[10, 50], batch_size=32)
+    full = full_ranking_metrics(model, evalset, n, ks=[10, 50], batch_size=32, probe=False)
+    assert probed == pytest.approx(full, abs=1e-12)
+    assert 0.2 < full["hr@50"] < 0.8  # cases on both sides of the cut-off
+    # the probe is not idle: it settles most far cases, and never one the full pass ranks inside the top 50
+    from mmsr_kit.evaluate import masked_scores
+
+    probe = Probe(model.all_item_vectors(n), cap=50)
+    users = model.last_user_vectors(torch.as_tensor(evalset.inputs))
+    rows, items = (torch.as_tensor(x) for x in evalset.masked(0, cases))
+    targets = torch.as_tensor(evalset.targets)
+    settled = probe.settled(users, vectors, targets, rows, items)
+    greater, _ = rank_counts(masked_scores(users, vectors, rows, items), targets)
+    assert not settled[greater < 50].any()
+    assert settled[greater >= 600].float().mean() > 0.5
