@@ -6,12 +6,19 @@ picks one view per item each time it is encoded (per-encode augmentation), evalu
 """
 import collections
 import hashlib
+import io
+import json
 import logging
+import os
 
+import datasets
 import numpy as np
+import PIL.Image
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .paths import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +49,70 @@ def _memo_put(key, value):
         FROZEN_MEMO.popitem(last=True)
 
 
-def item_pictures(dataset, size):
-    """Every item's picture from the item table as uint8 (N, 3, size, size); missing ones grey, counted."""
-    out = torch.full((len(dataset.items), 3, size, size), 128, dtype=torch.uint8)
-    missing = 0
-    for i, image in enumerate(dataset.items["image"]):
-        if image is None:
-            missing += 1
-            continue
-        out[i] = torch.from_numpy(np.array(image.convert("RGB").resize((size, size)))).permute(2, 0, 1)
-    if missing:
-        log.warning("%s: %d item(s) without a picture are shown as grey", dataset.name, missing)
-    return out
+def picture_store_path(dataset, size):
+    """Where `item_pictures` keeps a dataset's pictures at `size`: named by the item table's fingerprint (its
+    content) and, for pictures given as file paths, each file's size and modification time."""
+    table = dataset.items.cast_column("image", datasets.Image(decode=False))
+    h = hashlib.sha256(f"{dataset.items._fingerprint}-{size}".encode())
+    for entry in table["image"]:
+        if entry is not None and entry.get("bytes") is None and entry.get("path"):
+            stat = os.stat(entry["path"]) if os.path.exists(entry["path"]) else None
+            h.update(f"{entry['path']}:{stat and (stat.st_size, stat.st_mtime_ns)}".encode())
+    return cache_dir() / "pictures" / f"{dataset.name.replace('/', '_')}-{size}px-{h.hexdigest()[:16]}.npy"
+
+
+def _decode(entry, size):
+    """A picture entry ({"bytes", "path"} or None) -> (uint8 (size, size, 3) or None, problem or None)."""
+    if entry is None or (entry.get("bytes") is None and not entry.get("path")):
+        return None, "missing_images"
+    try:
+        source = io.BytesIO(entry["bytes"]) if entry.get("bytes") is not None else entry["path"]
+        with PIL.Image.open(source) as image:
+            return np.asarray(image.convert("RGB").resize((size, size))), None
+    except (OSError, ValueError, PIL.UnidentifiedImageError) as error:
+        log.debug("unreadable picture %s: %s", entry.get("path") or "(bytes)", error)
+        return None, "unreadable_images"
+
+
+def _report(dataset, counts):
+    for what, count in counts.items():
+        if count:
+            log.warning("%s: %d item(s) with %s picture are shown as grey", dataset.name, count,
+                        "no" if what == "missing_images" else "an unreadable")
+            dataset.notes[what] = count
+
+
+def item_pictures(dataset, size, store=True):
+    """Every item's picture as uint8 (N+1, 3, size, size), row 0 (padding) zeros; a missing or unreadable
+    picture is grey, counted in `dataset.notes` and logged.
+
+    Decoded and resized once per dataset and size into the picture store (an .npy file in the cache, see
+    `picture_store_path`, with the counts beside it) and memory-mapped from there afterwards: later runs decode
+    nothing, and a store larger than memory is read as it is used. `store=False` decodes without the cache.
+    """
+    path = picture_store_path(dataset, size) if store else None
+    if path is not None and path.exists() and path.with_suffix(".json").exists():
+        _report(dataset, json.loads(path.with_suffix(".json").read_text()))
+        return torch.from_numpy(np.load(path, mmap_mode="c"))  # copy-on-write: writable, the file never changes
+    table = dataset.items.cast_column("image", datasets.Image(decode=False))
+    out = np.full((len(table) + 1, 3, size, size), 128, dtype=np.uint8)
+    out[0] = 0
+    counts = {"missing_images": 0, "unreadable_images": 0}
+    for i, entry in enumerate(table["image"], start=1):
+        picture, problem = _decode(entry, size)
+        if problem:
+            counts[problem] += 1
+        else:
+            out[i] = picture.transpose(2, 0, 1)
+    _report(dataset, counts)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.stem}.{os.getpid()}.partial")
+        with open(partial, "wb") as f:
+            np.save(f, out)
+        path.with_suffix(".json").write_text(json.dumps(counts))
+        os.replace(partial, path)  # atomic, and last: a crash never leaves half a store behind
+    return torch.from_numpy(out)
 
 
 def resize(images, size):
@@ -94,15 +153,20 @@ class ItemContent(nn.Module):
 
                 raise ConfigError(f"{dataset.name} has no images: use model.mode=mmsr_t or idsr")
             size = vision.image_size
-            pictures = [item_pictures(dataset, size)]
-            for _ in range(self.views):
-                fresh = world.images(items, rng, noise=False)
-                pictures.append(resize(torch.as_tensor(fresh).permute(0, 3, 1, 2), size))
-            images = torch.stack(pictures, 1)  # (N, V, 3, S, S)
-            if images.numel() > 2**30:
-                log.warning("item pictures take %.1f GiB (%d views at %d px); data.views=0 keeps one per item",
-                            images.numel() / 2**30, images.shape[1], size)
-            self.register_buffer("images", torch.cat([torch.zeros_like(images[:1]), images]), persistent=False)
+            stored = item_pictures(dataset, size)  # (N+1, 3, S, S), row 0 padding
+            if self.views:
+                pictures = [stored[1:]]
+                for _ in range(self.views):
+                    fresh = world.images(items, rng, noise=False)
+                    pictures.append(resize(torch.as_tensor(fresh).permute(0, 3, 1, 2), size))
+                images = torch.stack(pictures, 1)  # (N, V, 3, S, S)
+                if images.numel() > 2**30:
+                    log.warning("item pictures take %.1f GiB (%d views at %d px); data.views=0 keeps one per item",
+                                images.numel() / 2**30, images.shape[1], size)
+                images = torch.cat([torch.zeros_like(images[:1]), images])
+            else:
+                images = stored.unsqueeze(1)  # (N+1, 1, 3, S, S): no copy of a memory-mapped store
+            self.register_buffer("images", images, persistent=False)
             if self.views:
                 bank = torch.as_tensor(world.noise_bank()).permute(0, 3, 1, 2) * 255  # (B, 1, S0, S0) pixel units
                 bank = F.interpolate(bank, size=(size, size), mode="nearest")
