@@ -221,26 +221,27 @@ class VisionEncoder(TopBlocks):
 
     @property
     def prefix_cacheable(self):
-        """A timm model whose blocks are one nn.Sequential (ViT, EfficientNet) and that trains only its top k:
-        the stem and the blocks below are a fixed function of the picture."""
-        return (self.kind == "timm" and self.train_blocks is not None and 0 < self.train_blocks <= len(self.blocks)
-                and isinstance(getattr(self.model, "blocks", None), nn.Sequential))
+        """Trains only its top k blocks, and nothing random comes before them (no MAE masking): the stem and the
+        blocks below are a fixed function of the picture. Any kind: timm ViT, Swin, ResNet, EfficientNet, ViT-MAE."""
+        return self.train_blocks is not None and 0 < self.train_blocks <= len(self.blocks) and not self.mask_ratio
 
     def _normalise(self, images):
         return (images.float() / 255 - self.mean) / self.std  # (U, 3, S, S)
 
+    def _first_trained(self):
+        return self.blocks[len(self.blocks) - self.train_blocks]
+
     def prefix(self, images):
         """States entering the first trained block. Call in eval mode, under no_grad."""
-        first = self.model.blocks[len(self.blocks) - self.train_blocks]
         captured = []
 
-        def stop(module, args):
-            captured.append(args[0])
+        def stop(module, args, kwargs):
+            captured.append(args[0] if args else kwargs["hidden_states"])
             raise _Captured
 
-        hook = first.register_forward_pre_hook(stop)
+        hook = self._first_trained().register_forward_pre_hook(stop, with_kwargs=True)
         try:
-            self.model.forward_features(self._normalise(images))
+            self._forward(images)
         except _Captured:
             pass
         finally:
@@ -249,21 +250,26 @@ class VisionEncoder(TopBlocks):
 
     @contextlib.contextmanager
     def _from_prefix(self, states):
-        everything = self.model.blocks
-        top = nn.Sequential(*list(everything)[len(everything) - self.train_blocks :])
-        self.model.blocks = top
-        hook = top[0].register_forward_pre_hook(lambda module, args: (states,))
+        """The forward runs on one picture up to the first trained block, which gets `states` (every picture's)
+        instead: the frozen part costs one picture's worth, whatever the architecture (stages, downsampling and
+        all; an empty batch would do, but not every model reshapes one)."""
+
+        def swap(module, args, kwargs):
+            if args:
+                return (states, *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": states}
+
+        hook = self._first_trained().register_forward_pre_hook(swap, with_kwargs=True)
         try:
             yield
         finally:
             hook.remove()
-            self.model.blocks = everything
 
     def forward(self, images, prefix_states=None):
         """Token states, mask and pooled vector; with `prefix_states` (from `prefix`), only the trained blocks run."""
         if prefix_states is not None:
             with self._from_prefix(prefix_states):
-                return self._forward(images)
+                return self._forward(images[:1])
         return self._forward(images)
 
     def _forward(self, images):
@@ -271,8 +277,8 @@ class VisionEncoder(TopBlocks):
         if self.kind == "mae":
             # ViT-MAE masks patches at random whenever its config says so, evaluation included: only in training here.
             self.model.config.mask_ratio = self.mask_ratio if self.training else 0.0
-            noise = None  # training: a random subset of patches per picture
-            if not self.training:  # evaluation: every patch, in order
+            noise = None  # masking in training: a random subset of patches per picture
+            if not (self.training and self.mask_ratio):  # else every patch, in order
                 patches = (x.shape[-1] // self.model.config.patch_size) ** 2
                 noise = torch.arange(patches, device=x.device, dtype=x.dtype).expand(len(x), patches)
             tokens = self.model(pixel_values=x, noise=noise).last_hidden_state  # (U, 1 + kept patches, H)
