@@ -47,7 +47,9 @@ class ModelConfig:
     vision_blocks: str = "default"  # the same for the vision encoder (ResNet50 / EfficientNet: stages, default 3)
     mask_ratio: float = 0.0  # MAE only: share of patches masked, in training only (the paper's MAE used 0.75)
     encode_every_occurrence: bool = False  # reference path: encode each occurrence, not each distinct item
-    cache_frozen: bool = True  # compute frozen encoders, and the text blocks below the trained ones, once per item
+    cache_frozen: bool = True  # compute frozen encoders, and the blocks below the trained ones, once per item
+    cache_dtype: str = "auto"  # those states kept as: auto (bfloat16 under bf16 autocast on CUDA, else float32), float32, bfloat16, float16
+    cache_memory_gb: float = 2.0  # states larger than this go to memory-mapped files in the cache folder (reused by later runs)
 
 
 @dataclass
@@ -101,6 +103,7 @@ class Config:
 
 # Presets: overrides of the defaults above. `smoke` runs in seconds (CI),
 # `workshop` in minutes on a laptop CPU, `paper` is the study's setting on a GPU.
+CACHE_DTYPES = ["auto", "float32", "bfloat16", "float16"]
 PRESETS = Registry("preset")
 PRESETS["smoke"] = {
     "data": {"n_items": 300, "n_users": 400, "image_size": 32},
@@ -255,6 +258,8 @@ def validate(cfg):
     parse_blocks(cfg.model.text_blocks), parse_blocks(cfg.model.vision_blocks)
     if cfg.model.pooling not in ("auto", "cls", "mean"):
         raise UnknownNameError(unknown_name_message("pooling", cfg.model.pooling, ["auto", "cls", "mean"]))
+    if cfg.model.cache_dtype not in CACHE_DTYPES:
+        raise UnknownNameError(unknown_name_message("cache dtype", cfg.model.cache_dtype, CACHE_DTYPES))
     if not 0 <= cfg.model.mask_ratio < 1:
         raise ConfigError("model.mask_ratio must be in [0, 1)")
     if cfg.data.domain not in ("shop", "video"):

@@ -42,11 +42,65 @@ def fingerprint(*parts):
 
 
 def _memo_put(key, value):
+    """value: (tensors, on_disk); states in files take no memory here, so they do not count against the budget."""
     FROZEN_MEMO[key] = value
     FROZEN_MEMO.move_to_end(key, last=False)
-    size = lambda v: sum(x.numel() * x.element_size() for x in v if x is not None)  # noqa: E731
+    size = lambda v: 0 if v[1] else sum(x.numel() * x.element_size() for x in v[0] if x is not None)  # noqa: E731
     while len(FROZEN_MEMO) > 1 and sum(size(v) for v in FROZEN_MEMO.values()) > FROZEN_MEMO_BYTES:
         FROZEN_MEMO.popitem(last=True)
+
+
+NUMPY_DTYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.bfloat16: np.int16, torch.bool: np.bool_}
+
+
+def _disk_files(key, count):
+    folder = cache_dir() / "frozen"
+    return [folder / f"{key}-{i}.npy" for i in range(count)], folder / f"{key}.json"
+
+
+def _open_disk(key, count):
+    """Memory-mapped states stored under `key` by an earlier `_fill` (of this or another run), or None."""
+    files, done = _disk_files(key, count)
+    if not done.exists():
+        return None
+    dtypes = json.loads(done.read_text())
+    return tuple(None if name is None else torch.from_numpy(np.load(f, mmap_mode="c")).view(getattr(torch, name))
+                 for f, name in zip(files, dtypes))
+
+
+def _allocate(specs, key, device, on_disk):
+    """Empty tensors for `specs` ((shape, dtype) or None each): on `device`, or in memory-mapped .npy files
+    written as they are filled (finished by `_finish_disk`)."""
+    if not on_disk:
+        return [None if spec is None else torch.empty(spec[0], dtype=spec[1], device=device) for spec in specs]
+    files, _ = _disk_files(key, len(specs))
+    files[0].parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for f, spec in zip(files, specs):
+        if spec is None:
+            out.append(None)
+            continue
+        array = np.lib.format.open_memmap(f.with_name(f.stem + ".partial.npy"), mode="w+",
+                                          dtype=NUMPY_DTYPES[spec[1]], shape=spec[0])
+        out.append(torch.from_numpy(array).view(spec[1]))
+    return out
+
+
+def _finish_disk(key, out):
+    files, done = _disk_files(key, len(out))
+    for f, t in zip(files, out):
+        if t is not None:
+            os.replace(f.with_name(f.stem + ".partial.npy"), f)
+    done.write_text(json.dumps([None if t is None else str(t.dtype).removeprefix("torch.") for t in out]))
+
+
+def _take(states, items, view):
+    """Rows (items, view) of cached states, on the items' device, floats as float32."""
+    if states.device != items.device:  # memory-mapped on the host: gather there, move the rows only
+        rows = states[items.cpu(), view.cpu()].to(items.device, non_blocking=True)
+    else:
+        rows = states[items, view]
+    return rows.float() if rows.is_floating_point() else rows
 
 
 def picture_store_path(dataset, size):
@@ -199,10 +253,11 @@ class ContentItemEncoder(nn.Module):
     time (the reference, for tests and benchmarks).
     """
 
-    def __init__(self, content, hidden, text=None, vision=None, fusion=None, dropout=0.1, cache_frozen=True):
+    def __init__(self, content, hidden, text=None, vision=None, fusion=None, dropout=0.1, cache_frozen=True,
+                 cache_dtype=torch.float32, cache_memory_bytes=2 << 30):
         super().__init__()
         self.content, self.text, self.vision, self.fusion = content, text, vision, fusion
-        self.cache_frozen = cache_frozen
+        self.cache_frozen, self.cache_dtype, self.cache_memory_bytes = cache_frozen, cache_dtype, cache_memory_bytes
         self._frozen_outputs = {}  # (which, "outputs" | "prefix") -> tensors for every (item, view); see _fill
         self._said_random = set()  # encoders whose frozen part could not be cached (logged once each)
         if fusion is None:  # one modality: project its pooled vector
@@ -230,50 +285,75 @@ class ContentItemEncoder(nn.Module):
         inputs = ((self.content.input_ids, self.content.attention_mask, encoder.pooling) if which == "text"
                   else (self.content.images,))
         weights = [t for _, t in sorted(encoder.state_dict().items())]
-        return fingerprint(which, what, type(encoder).__name__, encoder.name, encoder.train_blocks,
+        return fingerprint(which, what, type(encoder).__name__, encoder.name, encoder.train_blocks, self.cache_dtype,
                            getattr(self.fusion, "uses_tokens", False), *inputs, *weights)
 
     @torch.no_grad()
-    def _fill(self, which, what, device, chunk=256):
-        """For every item and view: what == "outputs" (a frozen encoder): (tokens, mask, pooled), shaped
-        (N+1, V, T, H), (N+1, V, T), (N+1, V, H); what == "prefix": the states entering the trained blocks
-        (text at full width, so every item's states line up)."""
+    def _fill(self, which, what, device, key, chunk=256):
+        """For every item and view, rows item-major: what == "outputs" (a frozen encoder): (tokens, mask, pooled),
+        tokens and mask only for fusions that read tokens; what == "prefix": (states entering the trained
+        blocks,). Texts at full width, so every item lines up. Floats are kept as `cache_dtype`; on the device
+        when they fit `cache_memory_bytes`, else in memory-mapped files in the cache folder under `key` (a later
+        run with the same weights and inputs opens them again). Returns (tensors, on_disk)."""
         encoder = getattr(self, which)
-        n, views = self.content.input_ids.shape[:2] if which == "text" else self.content.images.shape[:2]
+        n, views = self._shape(which)
         keep_tokens = getattr(self.fusion, "uses_tokens", False)  # coarse fusions and one modality: pooled only
         items = torch.arange(n, device=device).repeat_interleave(views)  # item-major, like (N+1, V)
         view = torch.arange(views, device=device).repeat(n)
         run = encoder.prefix if what == "prefix" else encoder
         training = encoder.training
         encoder.train(False)
+        out = on_disk = None
         try:
-            parts = [run(*self._inputs(which, items[s : s + chunk], view[s : s + chunk], trim=what != "prefix"))
-                     for s in range(0, len(items), chunk)]
+            for s in range(0, len(items), chunk):
+                result = run(*self._inputs(which, items[s : s + chunk], view[s : s + chunk], trim=False))
+                parts = (result,) if what == "prefix" else (*(result[:2] if keep_tokens else (None, None)), result[2])
+                if out is None:
+                    specs = [None if p is None else ((len(items), *p.shape[1:]),
+                                                     self.cache_dtype if p.is_floating_point() else p.dtype)
+                             for p in parts]
+                    nbytes = sum(int(np.prod(shape)) * dtype.itemsize for shape, dtype in filter(None, specs))
+                    on_disk = nbytes > self.cache_memory_bytes
+                    if on_disk:
+                        log.info("%s encoder %s: %.1f GiB of frozen states go to memory-mapped files in %s", which,
+                                 encoder.name, nbytes / 2**30, cache_dir() / "frozen")
+                    out = _allocate(specs, key, device, on_disk)
+                for o, p in zip(out, parts):
+                    if o is not None:
+                        o[s : s + len(p)] = p.to(o.device, o.dtype)
         finally:
             encoder.train(training)
-        shape = lambda x: None if x is None else x.view(n, views, *x.shape[1:])  # noqa: E731
+        if on_disk:
+            _finish_disk(key, out)
         if what == "prefix":
             log.info("%s encoder %s: the states below its top %d block(s) are computed once for %d items x %d "
                      "views", which, encoder.name, encoder.train_blocks, n - 1, views)
-            return (shape(torch.cat(parts)),)
-        width = max(p[0].shape[1] for p in parts)
-        tokens = torch.cat([F.pad(p[0], (0, 0, 0, width - p[0].shape[1])) for p in parts]) if keep_tokens else None
-        mask = torch.cat([F.pad(p[1], (0, width - p[1].shape[1])) for p in parts]) if keep_tokens else None
-        pooled = torch.cat([p[2] for p in parts])
-        log.info("%s encoder %s is frozen: its outputs for %d items x %d views are computed once", which,
-                 encoder.name, n - 1, views)
-        return shape(tokens), shape(mask), shape(pooled)
+        else:
+            log.info("%s encoder %s is frozen: its outputs for %d items x %d views are computed once", which,
+                     encoder.name, n - 1, views)
+        return tuple(out), on_disk
+
+    def _shape(self, which):
+        return self.content.input_ids.shape[:2] if which == "text" else self.content.images.shape[:2]
 
     def _cached(self, which, what, device):
+        """What `_fill` computes, shaped (N+1, V, ...): from this encoder's own reference, the process-wide memo,
+        files of an earlier run, or computed now. States in files stay on the host (`_take` moves the rows a step
+        needs); those in memory are on the device."""
         cached = self._frozen_outputs.get((which, what))
-        if cached is None or cached[-1].device != device:
-            key = (self._memo_key(which, what), device)
-            cached = FROZEN_MEMO.get(key)
-            if cached is None:
-                cached = self._fill(which, what, device)
-                _memo_put(key, cached)
-            self._frozen_outputs[which, what] = cached
-        return cached
+        if cached is not None and (cached[1] or cached[0][-1].device == device):
+            return cached[0]
+        key = self._memo_key(which, what)
+        found = FROZEN_MEMO.get((key, device)) or FROZEN_MEMO.get((key, "disk"))
+        if found is None:
+            opened = _open_disk(key, 1 if what == "prefix" else 3)
+            n, views = self._shape(which)
+            flat, on_disk = (opened, True) if opened is not None else self._fill(which, what, device, key)
+            tensors = tuple(None if x is None else x.view(n, views, *x.shape[1:]) for x in flat)
+            found = (tensors, on_disk)
+            _memo_put((key, "disk" if on_disk else device), found)
+        self._frozen_outputs[which, what] = found
+        return found[0]
 
     def encode(self, which, items, view):
         """(tokens, mask, pooled) of `items` in `view`s: from cached outputs (frozen encoder), from cached prefix
@@ -291,11 +371,11 @@ class ContentItemEncoder(nn.Module):
         if encoder.frozen:
             tokens, mask, pooled = self._cached(which, "outputs", items.device)
             if tokens is None:
-                return None, None, pooled[items, view]
-            return tokens[items, view], mask[items, view], pooled[items, view]
+                return None, None, _take(pooled, items, view)
+            return _take(tokens, items, view), _take(mask, items, view), _take(pooled, items, view)
         (states,) = self._cached(which, "prefix", items.device)
         args = self._inputs(which, items, view)
-        states = states[items, view]
+        states = _take(states, items, view)
         if which == "text":
             states = states[:, : args[0].shape[1]]  # the batch's width
         return encoder(*args, prefix_states=states)

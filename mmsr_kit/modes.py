@@ -14,6 +14,17 @@ def parse_blocks(value):
     raise ConfigError(f"a number of blocks is default, all or a whole number, not {value!r}")
 
 
+def cache_dtype(cfg):
+    """model.cache_dtype as a torch dtype; auto: bfloat16 where training runs under bf16 autocast (CUDA)."""
+    import torch
+
+    from .device import use_cuda
+
+    if cfg.model.cache_dtype == "auto":
+        return torch.bfloat16 if cfg.train.bf16 and use_cuda(cfg.train.device) else torch.float32
+    return getattr(torch, cfg.model.cache_dtype)
+
+
 def content_model(cfg, data, use_text, use_vision):
     from .encoders import TextEncoder, VisionEncoder
     from .fusion import build_fusion
@@ -25,7 +36,8 @@ def content_model(cfg, data, use_text, use_vision):
               if use_vision else None)
     content = ItemContent(data, text, vision, views=cfg.data.views, seed=cfg.data.world_seed)
     fusion = build_fusion(m.fusion, m.hidden, text.width, vision.width, m.dropout) if use_text and use_vision else None
-    items = ContentItemEncoder(content, m.hidden, text, vision, fusion, m.dropout, cache_frozen=m.cache_frozen)
+    items = ContentItemEncoder(content, m.hidden, text, vision, fusion, m.dropout, cache_frozen=m.cache_frozen,
+                               cache_dtype=cache_dtype(cfg), cache_memory_bytes=int(m.cache_memory_gb * 2**30))
     return Recommender(items, build_sequence(m, data.max_len), m.encode_every_occurrence)
 
 

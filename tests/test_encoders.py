@@ -207,3 +207,19 @@ def test_vision_prefix_then_top_blocks_equals_a_full_forward(name, blocks):
         part = enc(images, prefix_states=enc.prefix(images))
     assert torch.allclose(full[0], part[0], atol=1e-5) and torch.allclose(full[2], part[2], atol=1e-5)
     assert len(enc.model.blocks) == len(enc.blocks)  # the model is whole again afterwards
+
+
+def test_making_a_tiny_model_leaves_the_random_state_alone(tmp_path, monkeypatch):
+    """The first run in a fresh cache writes tiny-bert / tiny-mae; it must initialise the rest of the model as a
+    later run (which only reads them) does."""
+    from mmsr_kit.encoders.text import tiny_bert_path
+    from mmsr_kit.encoders.vision import tiny_mae_path
+
+    monkeypatch.setenv("MMSR_CACHE", str(tmp_path))
+    for make in (tiny_bert_path, tiny_mae_path):
+        torch.manual_seed(1)
+        make()  # written now
+        after_writing = torch.rand(3)
+        torch.manual_seed(1)
+        make()  # read back
+        assert torch.equal(torch.rand(3), after_writing)

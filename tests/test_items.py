@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from mmsr_kit import fit, load_split, make_config
+from mmsr_kit import items as items_module
 from mmsr_kit.encoders.vision import VISION_ENCODERS, VisionSpec
 from mmsr_kit.fusion import FUSIONS
 from mmsr_kit.modes import build_model
@@ -171,7 +172,6 @@ def test_what_is_cached_follows_what_trains():
 
 
 def test_frozen_outputs_are_shared_between_runs_only_for_the_same_weights_and_inputs():
-    from mmsr_kit import items as items_module
 
     items_module.FROZEN_MEMO.clear()
     cfg = small(**{"model.mode": "mmsr_t", "model.text_blocks": "0", "data.views": 0})
@@ -181,14 +181,15 @@ def test_frozen_outputs_are_shared_between_runs_only_for_the_same_weights_and_in
     with torch.no_grad():
         first.items(ids), second.items(ids)
     assert len(items_module.FROZEN_MEMO) == 1  # the same encoder on the same items: computed once
-    assert second.items._frozen_outputs["text", "outputs"][2] is first.items._frozen_outputs["text", "outputs"][2]
+    assert second.items._frozen_outputs["text", "outputs"][0][2] is first.items._frozen_outputs["text", "outputs"][0][2]
     third = build_model(cfg, data)
     with torch.no_grad():
         for p in third.items.text.parameters():
             p.add_(0.01)  # other weights: another fingerprint, computed again
         third.items(ids)
     assert len(items_module.FROZEN_MEMO) == 2
-    assert not torch.equal(third.items._frozen_outputs["text", "outputs"][2], first.items._frozen_outputs["text", "outputs"][2])
+    assert not torch.equal(third.items._frozen_outputs["text", "outputs"][0][2],
+                           first.items._frozen_outputs["text", "outputs"][0][2])
 
 
 # CPU-sized stand-ins with the structure of each architecture (random weights, no download)
@@ -259,3 +260,47 @@ def test_cached_text_prefix_gives_the_same_loss_and_gradients(text_encoder, bloc
     trained = {n for n in cached[1] if n.startswith("items.text.")}
     assert trained and all(".embeddings." not in n for n in trained)  # the embeddings stay frozen
     assert_same(cached, uncached, loss_atol=1e-5, floor=1e-3)
+
+
+def test_frozen_states_in_files_give_the_same_loss_and_are_reused_by_a_later_run(tmp_path, monkeypatch):
+    """States larger than model.cache_memory_gb go to memory-mapped files keyed by the fingerprint; the loss is
+    the in-memory one, and a fresh process (an empty memo) opens the files instead of computing them again."""
+    monkeypatch.setenv("MMSR_CACHE", str(tmp_path))
+    cfg = small(**{"model.mode": "mmsr", "model.text_encoder": "tiny-bert", "model.text_blocks": "1",
+                   "model.vision_encoder": "tiny-vit", "model.vision_blocks": "0", "model.fusion": "merge_attention_1",
+                   "model.dropout": 0.0, "data.views": 0})
+    data = load_split(cfg.data)
+    one = batch(data, n=16)
+    items_module.FROZEN_MEMO.clear()
+    in_memory = loss_and_grads(cfg, data, one)
+    items_module.FROZEN_MEMO.clear()
+    cfg.model.cache_memory_gb = 0.0
+    in_files = loss_and_grads(cfg, data, one)
+    assert all(on_disk for _, on_disk in in_files[2].items._frozen_outputs.values())
+    assert len(list((tmp_path / "frozen").glob("*.json"))) == 2  # text prefix, vision outputs
+    assert_same(in_memory, in_files, loss_atol=1e-6, floor=1e-3)
+
+    items_module.FROZEN_MEMO.clear()
+
+    def no_computing(*args, **kwargs):
+        raise AssertionError("computed again")
+
+    monkeypatch.setattr(items_module.ContentItemEncoder, "_fill", no_computing)
+    again = loss_and_grads(cfg, data, one)
+    assert torch.equal(again[0], in_files[0])
+    cfg.model.text_len = 12  # other inputs: another fingerprint, computed afresh
+    with pytest.raises(AssertionError, match="computed again"):
+        loss_and_grads(cfg, data, one)
+
+
+def test_frozen_states_kept_in_bfloat16_are_close_and_half_the_size():
+    cfg = small(**{"model.mode": "mmsr_t", "model.text_encoder": "tiny-bert", "model.text_blocks": "1",
+                   "model.dropout": 0.0, "data.views": 0})
+    data = load_split(cfg.data)
+    one = batch(data, n=16)
+    full = loss_and_grads(cfg, data, one)
+    cfg.model.cache_dtype = "bfloat16"
+    half = loss_and_grads(cfg, data, one)
+    (states,), _ = half[2].items._frozen_outputs["text", "prefix"]
+    assert states.dtype == torch.bfloat16
+    assert torch.allclose(full[0], half[0], rtol=2e-2) and not torch.equal(full[0], half[0])

@@ -48,9 +48,10 @@ def tiny_bert_path(hidden=64, layers=2, heads=2):
         tokenizer = AutoTokenizer.from_pretrained(minilm_path())
         config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=hidden, num_hidden_layers=layers,
                             num_attention_heads=heads, intermediate_size=2 * hidden, max_position_embeddings=128)
-        torch.manual_seed(0)
         tmp = folder.with_name(folder.name + ".tmp")
-        BertModel(config).save_pretrained(tmp)  # with its pooler, so loading reports no missing keys
+        with torch.random.fork_rng(devices=[]):  # the same weights every time, and the caller's random state untouched
+            torch.manual_seed(0)
+            BertModel(config).save_pretrained(tmp)  # with its pooler, so loading reports no missing keys
         tokenizer.save_pretrained(tmp)
         tmp.rename(folder)
     return str(folder)

@@ -80,9 +80,10 @@ def tiny_mae_path(hidden=64, layers=2, heads=2, patch=8, image_size=32):
     if not (folder / "config.json").exists():
         config = ViTMAEConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
                               intermediate_size=2 * hidden, image_size=image_size, patch_size=patch)
-        torch.manual_seed(0)
         tmp = folder.with_name(folder.name + ".tmp")
-        ViTMAEModel(config).save_pretrained(tmp)
+        with torch.random.fork_rng(devices=[]):  # the same weights every time, and the caller's random state untouched
+            torch.manual_seed(0)
+            ViTMAEModel(config).save_pretrained(tmp)
         ViTImageProcessor(size={"height": image_size, "width": image_size}, image_mean=[0.5] * 3,
                           image_std=[0.25] * 3).save_pretrained(tmp)
         tmp.rename(folder)
