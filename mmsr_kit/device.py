@@ -3,7 +3,7 @@ import os
 import resource
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.state import AcceleratorState
 
 from .registry import ConfigError
@@ -30,7 +30,8 @@ def make_accelerator(train_cfg):
         # Accelerate keeps its settings per process; a notebook that trains again with another precision
         # or device would be refused ("AcceleratorState has already been initialized"), so start afresh.
         AcceleratorState._reset_state(reset_partial_state=True)
-    accelerator = Accelerator(cpu=not cuda, mixed_precision="bf16" if cuda and train_cfg.bf16 else "no")
+    accelerator = Accelerator(cpu=not cuda, mixed_precision="bf16" if cuda and train_cfg.bf16 else "no",
+                              dataloader_config=DataLoaderConfiguration(non_blocking=cuda))  # with pinned batches
     expected = int(os.environ.get("WORLD_SIZE", "1"))
     if accelerator.num_processes != expected:
         raise RuntimeError(

@@ -270,7 +270,7 @@ class ContentItemEncoder(nn.Module):
         if which == "vision":
             return (self.content.pictures(items, view),)
         ids, mask = self.content.input_ids[items, view], self.content.attention_mask[items, view]  # (U, T)
-        if trim:
+        if trim and ids.device.type == "cpu":  # on a GPU the fixed width costs less than waiting for this number
             width = int(mask.sum(1).max())  # drop the columns that are padding for every item of the batch
             ids, mask = ids[:, :width], mask[:, :width]
         return ids, mask

@@ -4,6 +4,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def distinct_items(ids):
+    """ids (any shape) -> (the distinct real items (U,), inverse (ids.numel(),)): ids.flatten() equals
+    cat([0], real)[inverse], so row 0 of a table of their vectors is padding."""
+    unique, inverse = torch.unique(ids.reshape(-1), return_inverse=True)
+    if len(unique) and unique[0] == 0:
+        return unique[1:], inverse
+    return unique, inverse + 1
+
+
 class IDEmbedding(nn.Module):
     """IDSR's item encoder: a learned vector per item index (row 0 is padding)."""
 
@@ -30,8 +39,10 @@ class Recommender(nn.Module):
         self.sequence = sequence_encoder
         self.encode_every_occurrence = encode_every_occurrence  # the reference path, for tests and benchmarks
 
-    def item_vectors(self, ids):
-        """Vectors for item indices of any shape (..., D); padding (0) gives zeros and is never encoded."""
+    def item_vectors(self, ids, distinct=None):
+        """Vectors for item indices of any shape (..., D); padding (0) gives zeros and is never encoded.
+        `distinct`: `distinct_items(ids)` when the data loader computed it already (on the host, in its workers:
+        no synchronisation with the GPU inside the step)."""
         flat = ids.reshape(-1)
         if self.encode_every_occurrence:
             real = flat > 0
@@ -39,20 +50,19 @@ class Recommender(nn.Module):
             out = vectors.new_zeros(len(flat), vectors.shape[-1])
             out[real] = vectors
             return out.reshape(*ids.shape, -1)
-        unique, inverse = torch.unique(flat, return_inverse=True)
-        real = unique[1:] if unique[0] == 0 else unique
+        real, inverse = distinct if distinct is not None else distinct_items(ids)
         vectors = self.items(real)  # (U, D): each distinct item once
-        if len(real) < len(unique):
-            vectors = torch.cat([vectors.new_zeros(1, vectors.shape[-1]), vectors])
+        vectors = torch.cat([vectors.new_zeros(1, vectors.shape[-1]), vectors])  # row 0: padding
         return vectors[inverse].reshape(*ids.shape, -1)
 
     def user_vectors(self, inputs):
         """(B, L) left-padded item indices -> (B, L, D); the last position is the user vector."""
         return self.sequence(self.item_vectors(inputs), inputs > 0)
 
-    def forward(self, inputs, targets, negatives):
-        """BCE with one negative per positive, averaged over the non-padding positions."""
-        vectors = self.item_vectors(torch.stack([inputs, targets, negatives]))  # (3, B, L, D): one encode for all
+    def forward(self, inputs, targets, negatives, distinct=None):
+        """BCE with one negative per positive, averaged over the non-padding positions. `distinct`:
+        `distinct_items` of the stacked (inputs, targets, negatives), as `TrainWindows.collate` gives it."""
+        vectors = self.item_vectors(torch.stack([inputs, targets, negatives]), distinct)  # (3, B, L, D): one encode
         h = self.sequence(vectors[0], inputs > 0)  # (B, L, D)
         pos = (h * vectors[1]).sum(-1)  # (B, L)
         neg = (h * vectors[2]).sum(-1)

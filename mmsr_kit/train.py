@@ -1,6 +1,7 @@
 """Training: BCE with one negative per positive, AdamW with item-encoder and downstream groups,
 the paper's schedule, validation every N epochs, test once with the best checkpoint."""
 import copy
+import functools
 import json
 import logging
 import math
@@ -81,15 +82,15 @@ def train_epoch(model, loader, optimizer, scheduler, accelerator):
     model.train()
     loss_sum = torch.zeros((), device=accelerator.device)
     seen = 0
-    for inputs, targets, negatives in loader:
+    for batch in loader:  # inputs, targets, negatives, and their distinct items (see TrainWindows.collate)
         with accelerator.autocast():
-            loss = model(inputs, targets, negatives)
+            loss = model(*batch)
         accelerator.backward(loss)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         loss_sum += loss.detach()  # summed on the device: no host sync inside the step
-        seen += len(inputs)
+        seen += len(batch[0])
     return float(accelerator.reduce(loss_sum, "mean")) / max(1, len(loader)), seen
 
 
@@ -112,7 +113,8 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True):
 
     if getattr(model, "trainable", True):
         windows = TrainWindows(data)
-        loader = DataLoader(windows, batch_size=cfg.train.batch_size, shuffle=True, collate_fn=windows.collate,
+        loader = DataLoader(windows, batch_size=cfg.train.batch_size, shuffle=True,
+                            collate_fn=functools.partial(windows.collate, distinct=True),
                             num_workers=cfg.train.num_workers, pin_memory=accelerator.device.type == "cuda",
                             persistent_workers=cfg.train.num_workers > 0)
         optimizer = torch.optim.AdamW(param_groups(model, cfg.train))

@@ -93,3 +93,62 @@ def test_sequence_longer_than_positions_is_an_error():
     model = make("sasrec")
     with pytest.raises(ValueError, match="longer than the model's 8 positions"):
         model.user_vectors(torch.ones(2, L + 1, dtype=torch.long))
+
+
+@pytest.mark.parametrize("padded", [True, False])
+def test_distinct_items_rebuild_the_ids_with_row_0_for_padding(padded):
+    from mmsr_kit.model import distinct_items
+
+    ids = torch.tensor([[5, 3, 5, 9], [3, 3, 7, 5]]) * (torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]]) if padded else 1)
+    real, inverse = distinct_items(ids)
+    assert sorted(real.tolist()) == sorted(set(ids[ids > 0].tolist()))  # each real item once, never 0
+    assert torch.equal(torch.cat([torch.zeros(1, dtype=ids.dtype), real])[inverse], ids.reshape(-1))
+
+
+def test_distinct_items_from_the_loader_give_the_same_loss(smoke_config):
+    """The training loader computes the distinct items on the host; the model uses them as they are."""
+    from mmsr_kit import load_split
+    from mmsr_kit.data.batches import TrainWindows
+
+    cfg = smoke_config(model__mode="mmsr_t", model__text_encoder="bow", model__dropout=0.0)
+    data = load_split(cfg.data)
+    from mmsr_kit.modes import build_model
+
+    torch.manual_seed(0)
+    model = build_model(cfg, data).eval()
+    with_distinct = TrainWindows(data).collate(list(range(16)), distinct=True)
+    assert len(with_distinct) == 4
+    assert torch.equal(model(*with_distinct), model(*with_distinct[:3]))
+
+
+class Shard:
+    """What full_ranking_metrics needs of an Accelerator: this process's place; `reduce` is done by the test."""
+
+    def __init__(self, index, processes):
+        self.process_index, self.num_processes = index, processes
+
+    def reduce(self, value, how):
+        return value
+
+
+@pytest.mark.parametrize("processes", [2, 3, 30])
+def test_evaluation_shards_cover_every_case_once(processes):
+    """Each process takes a contiguous share of the cases; the shares' sums add up to the one-process metrics
+    (no case twice, none dropped), also when the cases do not divide evenly and a share is empty."""
+    import numpy as np
+
+    from mmsr_kit.data.split import eval_set
+    from mmsr_kit.evaluate import full_ranking_metrics
+
+    model = make("sasrec").eval()
+    rng = np.random.default_rng(0)
+    cases = 23
+    evalset = eval_set([rng.choice(np.arange(1, N + 1), 4, replace=False) for _ in range(cases)],
+                       rng.integers(1, N + 1, cases), np.arange(cases), L)
+    whole = full_ranking_metrics(model, evalset, N, ks=(1, 5, 10))
+    shares = [full_ranking_metrics(model, evalset, N, ks=(1, 5, 10), batch_size=2, accelerator=Shard(i, processes))
+              for i in range(processes)]
+    for key in whole:
+        if key != "n":
+            assert sum(share[key] for share in shares) == pytest.approx(whole[key]), key
+    assert 0 < whole["hr@10"] < 1  # some hits, some misses

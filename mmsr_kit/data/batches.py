@@ -32,8 +32,10 @@ class TrainWindows(Dataset):
     def __getitem__(self, i):
         return i
 
-    def collate(self, indices):
-        """Window indices -> inputs (B, L), targets (B, L), negatives (B, L); padding is 0 everywhere."""
+    def collate(self, indices, distinct=False):
+        """Window indices -> inputs (B, L), targets (B, L), negatives (B, L); padding is 0 everywhere. With
+        `distinct`, also `distinct_items` of the three stacked: computed here, on the host (in the loader's
+        workers), so the training step never waits for it on a GPU."""
         windows = torch.as_tensor(self.data.train_windows[indices])  # (B, L+1)
         inputs, targets = windows[:, :-1], windows[:, 1:]
         histories = self.data.history(self.data.window_users[indices])
@@ -41,5 +43,9 @@ class TrainWindows(Dataset):
         padded = np.full((len(histories), width), self.data.n_items + 1, dtype=np.int64)
         for r, h in enumerate(histories):
             padded[r, : len(h)] = h
-        negatives = sample_negatives(torch.as_tensor(padded), targets.shape, self.data.n_items)
-        return inputs, targets, negatives * (targets > 0)
+        negatives = sample_negatives(torch.as_tensor(padded), targets.shape, self.data.n_items) * (targets > 0)
+        if distinct:
+            from ..model import distinct_items
+
+            return inputs, targets, negatives, distinct_items(torch.stack([inputs, targets, negatives]))
+        return inputs, targets, negatives
