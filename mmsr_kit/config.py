@@ -69,6 +69,7 @@ class TrainConfig:
     num_workers: int = 0  # data-loading worker processes
     device: str = "auto"  # auto (CUDA if present), cpu or cuda
     bf16: bool = True  # bf16 autocast on CUDA (never on CPU)
+    compile: bool = False  # torch.compile the sequence encoder and the fusion (GPU; the first steps are slower)
     deterministic: bool = True  # repeatable to the last bit (PyTorch's deterministic algorithms); off: a little faster on GPU
 
 

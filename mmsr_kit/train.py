@@ -77,6 +77,15 @@ def lr_lambda(train_cfg, steps_per_epoch):
     return factor
 
 
+def compile_parts(model, **options):
+    """torch.compile, in place (parameter names unchanged), the parts with fixed code paths: the sequence encoder
+    and the fusion. Item encoders stay eager: their cached-prefix hooks change what runs from step to step."""
+    parts = [getattr(model, "sequence", None), getattr(getattr(model, "items", None), "fusion", None)]
+    for part in filter(None, parts):
+        part.compile(**options)  # options: torch.compile's (backend=..., mode=...)
+    return model
+
+
 def train_epoch(model, loader, optimizer, scheduler, accelerator):
     """One pass over the training windows; returns (mean loss, sequences seen by this process)."""
     model.train()
@@ -107,6 +116,8 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True):
     set_seed(cfg.train.seed)
     data = load_split(cfg.data)
     model = build_model(cfg, data)
+    if cfg.train.compile:
+        compile_parts(model)
     history = []
     kind, k = parse_metric(cfg.train.metric, cfg.eval.ks)
     train_time, sequences_seen, best_epoch = 0.0, 0, 0

@@ -223,3 +223,12 @@ def test_making_a_tiny_model_leaves_the_random_state_alone(tmp_path, monkeypatch
         torch.manual_seed(1)
         make()  # read back
         assert torch.equal(torch.rand(3), after_writing)
+
+
+@pytest.mark.parametrize("kind, name", [("text", "minilm"), ("text", "tiny-bert"), ("vision", "tiny-mae")])
+def test_hugging_face_encoders_use_scaled_dot_product_attention(kind, name):
+    """PyTorch's fused attention (sdpa) in the transformers models too, not the eager matmul-softmax."""
+    from mmsr_kit.encoders import TextEncoder, VisionEncoder
+
+    encoder = TextEncoder(name, 16, "auto", 1) if kind == "text" else VisionEncoder(name, 32, 1)
+    assert encoder.model.config._attn_implementation == "sdpa"

@@ -88,3 +88,24 @@ def test_a_second_run_may_change_accelerate_settings(smoke_config):
     Accelerator(cpu=True, mixed_precision="bf16")  # what a bf16 run on a GPU leaves behind in a notebook
     run = fit(smoke_config(train__epochs=1), results=False, progress=False)  # asks for mixed_precision="no"
     assert run.metrics["test"]["n"] > 0
+
+
+def test_compiled_parts_keep_their_names_and_results(smoke_config):
+    """train.compile compiles the sequence encoder and the fusion in place: the same parameter names (checkpoints
+    load either way) and the same loss (the eager backend here: inductor takes minutes on a CPU)."""
+    from mmsr_kit import load_split
+    from mmsr_kit.data.batches import TrainWindows
+    from mmsr_kit.modes import build_model
+    from mmsr_kit.train import compile_parts
+
+    cfg = smoke_config(model__mode="mmsr", model__text_encoder="bow", model__vision_encoder="tiny-cnn",
+                       model__fusion="merge_attention_1", model__dropout=0.0)
+    data = load_split(cfg.data)
+    batch = TrainWindows(data).collate(list(range(8)))
+    torch.manual_seed(0)
+    plain = build_model(cfg, data).eval()
+    torch.manual_seed(0)
+    compiled = compile_parts(build_model(cfg, data), backend="eager").eval()
+    assert list(compiled.state_dict()) == list(plain.state_dict())
+    assert compiled.sequence._compiled_call_impl is not None and compiled.items.fusion._compiled_call_impl is not None
+    assert torch.allclose(compiled(*batch), plain(*batch))
