@@ -12,6 +12,7 @@ The store's one-off build time is printed apart.
 """
 import argparse
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -35,7 +36,19 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=64)
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="mmsr-jpegs-"))
+    before = os.environ.get("MMSR_CACHE")
     os.environ["MMSR_CACHE"] = str(folder / "cache")  # the store goes with the temporary JPEGs
+    try:
+        measure(args, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        if before is None:
+            del os.environ["MMSR_CACHE"]
+        else:
+            os.environ["MMSR_CACHE"] = before
+
+
+def measure(args, folder):
     world = SyntheticWorld(WorldSpec(n_items=args.items, n_users=10, image_size=64))
     paths = []
     for i, picture in enumerate(world.images(np.arange(args.items))):

@@ -1,0 +1,38 @@
+"""The benchmarks run end to end at a tiny size (their numbers are for the closing notes, not asserted here)."""
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+
+
+def test_gpu_check_runs_at_cpu_size(capsys):
+    import gpu_check
+
+    gpu_check.main(["--tiny", "--steps", "1"])
+    out = capsys.readouterr().out
+    assert "speed-up (sequences/s, kit default / reference)" in out
+    for row in ("reference", "kit default", "trained-like", "uniform"):
+        assert row in out, row
+
+
+def test_gpu_check_refuses_base_size_without_a_gpu():
+    import gpu_check
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here")
+    with pytest.raises(SystemExit, match="needs a CUDA device"):
+        gpu_check.main([])
+
+
+def test_train_and_data_benchmarks_run(capsys):
+    import data_speed
+    import train_speed
+
+    train_speed.main(["--preset", "smoke", "--mode", "mmsr_t", "--steps", "2", "--no-memory",
+                      "--set", "model.text_encoder=bow"])
+    data_speed.main(["--items", "12", "--occurrences", "16", "--size", "32", "--batch", "8"])
+    out = capsys.readouterr().out
+    assert "kit default" in out and "kit store" in out and "JPEG, PIL" in out
