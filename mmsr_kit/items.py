@@ -360,6 +360,12 @@ class ContentItemEncoder(nn.Module):
         states through the trained blocks (encoders that train their top blocks only), or a full forward."""
         encoder = getattr(self, which)
         cacheable = self.cache_frozen and (encoder.frozen or encoder.prefix_cacheable)
+        if self.cache_frozen and getattr(encoder, "mask_ratio", 0) and encoder.train_blocks != 0:
+            if which not in self._said_random:  # MAE masking: a random subset of patches enters the first block
+                self._said_random.add(which)
+                log.info("%s encoder %s: MAE masking (model.mask_ratio=%g) draws patches at random before its "
+                         "blocks, so nothing below the trained blocks is cached: the full forward runs every step",
+                         which, encoder.name, encoder.mask_ratio)
         if cacheable and not self._fixed_inputs(which):
             if which not in self._said_random:
                 self._said_random.add(which)

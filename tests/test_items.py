@@ -1,5 +1,7 @@
 """Content item encoders: each distinct item encoded once (same loss and gradients as every occurrence),
 per-encode augmentation in training only, every mode with every fusion and sequence model."""
+import logging
+
 import pytest
 import torch
 
@@ -228,7 +230,7 @@ def test_cached_vision_prefix_gives_the_same_loss_and_gradients(encoder, blocks,
     assert_same(cached, uncached, loss_atol=1e-5, floor=1e-3)
 
 
-def test_no_vision_prefix_for_noisy_pictures_or_mae_masking():
+def test_no_vision_prefix_for_noisy_pictures_or_mae_masking(caplog):
     cfg = small(**{"model.mode": "mmsr_v", "model.vision_encoder": "tiny-vit", "model.vision_blocks": "1",
                    "model.dropout": 0.0, "data.views": 2})
     data = load_split(cfg.data)
@@ -242,8 +244,10 @@ def test_no_vision_prefix_for_noisy_pictures_or_mae_masking():
     cfg.data.views, cfg.model.vision_encoder, cfg.model.mask_ratio = 0, "tiny-mae", 0.5
     cfg.model.vision_blocks = "1"
     masked = build_model(cfg, load_split(cfg.data)).train()
-    masked.items(torch.arange(1, 5))
+    with caplog.at_level(logging.INFO, logger="mmsr_kit.items"):
+        masked.items(torch.arange(1, 5))
     assert not masked.items._frozen_outputs and not masked.items.vision.prefix_cacheable
+    assert "MAE masking (model.mask_ratio=0.5)" in caplog.text  # the kit says why it runs in full
 
 
 @pytest.mark.parametrize("text_encoder, blocks, fusion", [("tiny-bert", "1", "concat"), ("tiny-bert", "2", "merge_attention_1"),
