@@ -79,7 +79,8 @@ class Recommender(nn.Module):
         for s in range(1, n_items + 1, batch_size):
             chunk = self.items(torch.arange(s, min(s + batch_size, n_items + 1), device=device))
             if vectors is None:  # filled in place: no second copy of a large table
-                vectors = chunk.new_zeros(n_items + 1, chunk.shape[-1])
+                vectors = chunk.new_empty(n_items + 1, chunk.shape[-1])
+                vectors[0] = 0
             vectors[s : s + len(chunk)] = chunk
         return vectors
 
