@@ -19,12 +19,14 @@ def registries():
     from . import config, data, modes, sequence  # noqa: F401  (fill the registries)
     from .encoders import TEXT_ENCODERS, VISION_ENCODERS
     from .fusion import FUSIONS
+    from .baselines import BASELINES
     from .registry import DATASETS, MODES, SEQUENCES
 
     return {
         "datasets": DATASETS.names(),
         "sequences": SEQUENCES.names(),
         "modes": MODES.names(),
+        "baselines": list(BASELINES),
         "text encoders": TEXT_ENCODERS.names(),
         "vision encoders": VISION_ENCODERS.names(),
         "fusions": FUSIONS.names(),

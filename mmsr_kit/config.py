@@ -47,6 +47,8 @@ class ModelConfig:
     vision_blocks: str = "default"  # the same for the vision encoder (ResNet50 / EfficientNet: stages, default 3)
     mask_ratio: float = 0.0  # MAE only: share of patches masked, in training only (the paper's MAE used 0.75)
     encode_every_occurrence: bool = False  # reference path: encode each occurrence, not each distinct item
+    vq_books: int = 8  # vqrec: code books (sub-spaces of the text vector; must divide its width)
+    vq_codes: int = 256  # vqrec: codes per book (k-means centroids; at most the number of items)
     cache_frozen: bool = True  # compute frozen encoders, and the blocks below the trained ones, once per item
     cache_dtype: str = "auto"  # those states kept as: auto (bfloat16 under bf16 autocast on CUDA, else float32), float32, bfloat16, float16
     cache_memory_gb: float = 2.0  # states larger than this go to memory-mapped files in the cache folder (reused by later runs)

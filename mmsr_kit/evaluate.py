@@ -172,16 +172,17 @@ def full_ranking_metrics(model, evalset, n_items, ks=(10, 20, 50), batch_size=25
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
     bounds = np.linspace(0, len(evalset), world + 1).astype(int)
     item_vectors = model.all_item_vectors(n_items).float()  # (N+1, D), once per evaluation
+    candidates = model.candidates(item_vectors) if hasattr(model, "candidates") else item_vectors
     sums = {f"{m}@{k}": torch.zeros((), dtype=torch.float64, device=device) for k in ks for m in METRICS}
     buffer = torch.empty(min(batch_size, len(evalset)), len(item_vectors), device=device)
-    sampler = Probe(item_vectors, max(ks)) if probe else None
+    sampler = Probe(candidates, max(ks)) if probe else None
     for start in range(bounds[rank], bounds[rank + 1], batch_size):
         stop = min(start + batch_size, bounds[rank + 1])
         inputs = torch.as_tensor(evalset.inputs[start:stop], device=device)
         users = model.last_user_vectors(inputs, item_vectors).float()  # (B, D)
         targets = torch.as_tensor(evalset.targets[start:stop], device=device)
         rows, items = (torch.as_tensor(x, device=device) for x in evalset.masked(start, stop))
-        greater, equal = rank_batch(users, item_vectors, targets, rows, items, max(ks), buffer, sampler)
+        greater, equal = rank_batch(users, candidates, targets, rows, items, max(ks), buffer, sampler)
         for key, value in metrics_from_ranks(greater, equal, ks).items():
             sums[key] += value
     if world > 1:

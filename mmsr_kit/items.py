@@ -254,13 +254,13 @@ class ContentItemEncoder(nn.Module):
     """
 
     def __init__(self, content, hidden, text=None, vision=None, fusion=None, dropout=0.1, cache_frozen=True,
-                 cache_dtype=torch.float32, cache_memory_bytes=2 << 30):
+                 cache_dtype=torch.float32, cache_memory_bytes=2 << 30, project=True):
         super().__init__()
         self.content, self.text, self.vision, self.fusion = content, text, vision, fusion
         self.cache_frozen, self.cache_dtype, self.cache_memory_bytes = cache_frozen, cache_dtype, cache_memory_bytes
         self._frozen_outputs = {}  # (which, "outputs" | "prefix") -> tensors for every (item, view); see _fill
         self._said_random = set()  # encoders whose frozen part could not be cached (logged once each)
-        if fusion is None:  # one modality: project its pooled vector
+        if fusion is None and project:  # one modality: project its pooled vector (project=False: callers use encode)
             width = text.width if text is not None else vision.width
             self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, hidden))
 

@@ -55,6 +55,10 @@ class Recommender(nn.Module):
         vectors = torch.cat([vectors.new_zeros(1, vectors.shape[-1]), vectors])  # row 0: padding
         return vectors[inverse].reshape(*ids.shape, -1)
 
+    def candidates(self, vectors):
+        """What a user vector scores an item by, from its item vector: the item vector itself (FDSA: a part)."""
+        return vectors
+
     def user_vectors(self, inputs):
         """(B, L) left-padded item indices -> (B, L, D); the last position is the user vector."""
         return self.sequence(self.item_vectors(inputs), inputs > 0)
@@ -64,8 +68,8 @@ class Recommender(nn.Module):
         `distinct_items` of the stacked (inputs, targets, negatives), as `TrainWindows.collate` gives it."""
         vectors = self.item_vectors(torch.stack([inputs, targets, negatives]), distinct)  # (3, B, L, D): one encode
         h = self.sequence(vectors[0], inputs > 0)  # (B, L, D)
-        pos = (h * vectors[1]).sum(-1)  # (B, L)
-        neg = (h * vectors[2]).sum(-1)
+        pos = (h * self.candidates(vectors[1])).sum(-1)  # (B, L)
+        neg = (h * self.candidates(vectors[2])).sum(-1)
         mask = ((inputs > 0) & (targets > 0)).to(h.dtype)  # a real item predicting a real next item
         loss = F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos), reduction="none")
         loss = loss + F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg), reduction="none")

@@ -73,3 +73,6 @@ def mmsr_t(cfg, data):
 def mmsr_v(cfg, data):
     """Picture only: the vision encoder's pooled vector, projected."""
     return content_model(cfg, data, use_text=False, use_vision=True)
+
+
+from . import baselines  # noqa: E402,F401  (registers fdsa, carca++, vqrec, morec++)

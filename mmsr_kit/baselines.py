@@ -1,0 +1,208 @@
+"""The study's baselines (Table 5), trained and evaluated by the same loop, loss, sampling and metrics as MMSR.
+
+- `fdsa`: an item-ID self-attention stream and a feature (text) self-attention stream, concatenated and
+  projected into the user vector, which scores candidates by their ID embeddings (FDSA, Zhang et al. 2019).
+- `carca++`: an item's ID embedding attends (cross-attention) to its content features, text and picture; the
+  result is the item vector (the paper's multimodal CARCA).
+- `vqrec`: item text through a frozen text encoder, product-quantised into discrete codes (k-means per
+  sub-space, once per dataset); the item vector is the sum of the codes' embeddings (VQRec, Hou et al. 2023).
+- `morec++`: end-to-end text and vision encoders, their pooled vectors fused by a plain sum (or `concat`):
+  the modality-based recommender before MMSR's fusion study (the paper's multimodal MoRec).
+
+IDSR (`idsr` with any sequence model) and `mostpop` complete Table 5; `mmsr` is the model they are compared to.
+"""
+import copy
+import logging
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .model import IDEmbedding, Recommender
+from .registry import MODES, ConfigError
+from .sequence import build_sequence
+
+log = logging.getLogger(__name__)
+
+BASELINES = {
+    "fdsa": "FDSA: item-ID and text-feature self-attention streams, concatenated (needs text)",
+    "carca++": "CARCA++: ID embeddings cross-attending to text and picture features (needs text and pictures)",
+    "vqrec": "VQRec: frozen text encoder -> product-quantised codes -> summed code embeddings (needs text)",
+    "morec++": "MoRec++: end-to-end text and vision encoders, pooled vectors summed or concatenated (needs both)",
+    "idsr": "IDSR: an item-ID embedding table with model.sequence = sasrec, gru4rec or nextitnet",
+    "mostpop": "MostPop: training popularity, no model",
+}
+NEEDS_PICTURES = {"carca++", "morec++"}
+
+
+def content_parts(cfg, data, use_text, use_vision, project=False):
+    """A ContentItemEncoder without a fusion (callers read its `encode`), and the encoders' widths."""
+    from .modes import cache_dtype, parse_blocks
+    from .encoders import TextEncoder, VisionEncoder
+    from .items import ContentItemEncoder, ItemContent
+
+    m = cfg.model
+    if use_vision and not data.dataset.has_images:
+        raise ConfigError(f"model.mode={m.mode} needs pictures and {data.dataset.name} has none; "
+                          f"text-only baselines: fdsa, vqrec")
+    text = TextEncoder(m.text_encoder, m.text_len, m.pooling, parse_blocks(m.text_blocks)) if use_text else None
+    vision = (VisionEncoder(m.vision_encoder, cfg.data.image_size, parse_blocks(m.vision_blocks), m.mask_ratio)
+              if use_vision else None)
+    content = ItemContent(data, text, vision, views=cfg.data.views, seed=cfg.data.world_seed)
+    return ContentItemEncoder(content, m.hidden, text, vision, None, m.dropout, cache_frozen=m.cache_frozen,
+                              cache_dtype=cache_dtype(cfg), cache_memory_bytes=int(m.cache_memory_gb * 2**30),
+                              project=project)
+
+
+# ---------------------------------------------------------------------------------------------------- FDSA
+class IDAndFeatures(nn.Module):
+    """Item -> [ID embedding ; projected pooled text vector] (U, 2D)."""
+
+    def __init__(self, ids, features):
+        super().__init__()
+        self.ids, self.features = ids, features
+
+    def forward(self, items):
+        return torch.cat([self.ids(items), self.features(items)], -1)
+
+    def encoder_parameters(self):
+        return self.features.encoder_parameters()
+
+
+class TwoStreams(nn.Module):
+    """FDSA's sequence encoder: one self-attention stack over the ID half of the inputs, one over the feature half;
+    their outputs concatenated and projected to the user vector (B, L, D)."""
+
+    def __init__(self, id_stream, feature_stream, hidden):
+        super().__init__()
+        self.id_stream, self.feature_stream = id_stream, feature_stream
+        self.mix = nn.Linear(2 * hidden, hidden)
+
+    def forward(self, x, mask):  # x (B, L, 2D)
+        ids, features = x.chunk(2, dim=-1)
+        return self.mix(torch.cat([self.id_stream(ids, mask), self.feature_stream(features, mask)], -1))
+
+
+class FDSA(Recommender):
+    """Candidates are scored by their ID embedding (the first half of the item vector) only."""
+
+    def candidates(self, vectors):
+        return vectors[..., : vectors.shape[-1] // 2]
+
+
+@MODES.register("fdsa")
+def fdsa(cfg, data):
+    """FDSA: item-ID and text-feature self-attention streams, concatenated; scored against ID embeddings."""
+    features = content_parts(cfg, data, use_text=True, use_vision=False, project=True)
+    items = IDAndFeatures(IDEmbedding(data.n_items, cfg.model.hidden), features)
+    seq = TwoStreams(build_sequence(cfg.model, data.max_len), build_sequence(cfg.model, data.max_len), cfg.model.hidden)
+    return FDSA(items, seq, cfg.model.encode_every_occurrence)
+
+
+# ---------------------------------------------------------------------------------------------------- CARCA++
+class CrossAttendContent(nn.Module):
+    """Item -> its ID embedding, refined by attending to its content features (text and picture, each pooled
+    and projected): one query (the ID embedding), two keys; the weights over them sum to one."""
+
+    def __init__(self, ids, content, hidden, heads=1, dropout=0.1):
+        super().__init__()
+        self.ids, self.content = ids, content
+        self.text_proj = nn.Linear(content.text.width, hidden)
+        self.image_proj = nn.Linear(content.vision.width, hidden)
+        self.attn = nn.MultiheadAttention(hidden, heads, dropout=dropout, batch_first=True)
+        self.norm = nn.LayerNorm(hidden)
+        self.last_weights = None  # (U, 2): attention over (text, picture) of the last call
+
+    def forward(self, items):
+        query = self.ids(items)[:, None]  # (U, 1, D)
+        view = self.content.content.pick_views(items, self.training)
+        text = self.content.encode("text", items, view)[2]
+        image = self.content.encode("vision", items, view)[2]
+        keys = torch.stack([self.text_proj(text), self.image_proj(image)], 1)  # (U, 2, D)
+        out, weights = self.attn(query, keys, keys, need_weights=True)
+        self.last_weights = weights.detach()[:, 0]
+        return self.norm(query + out)[:, 0]
+
+    def encoder_parameters(self):
+        return self.content.encoder_parameters()
+
+
+@MODES.register("carca++")
+def carca(cfg, data):
+    """CARCA++: ID embeddings cross-attending to the item's text and picture features."""
+    content = content_parts(cfg, data, use_text=True, use_vision=True)
+    items = CrossAttendContent(IDEmbedding(data.n_items, cfg.model.hidden), content, cfg.model.hidden,
+                               dropout=cfg.model.dropout)
+    return Recommender(items, build_sequence(cfg.model, data.max_len), cfg.model.encode_every_occurrence)
+
+
+# ---------------------------------------------------------------------------------------------------- VQRec
+def product_quantise(vectors, books, codes, seed=0):
+    """(N, H) float -> (N, books) int64 codes: H split into `books` sub-spaces, k-means with `codes` centroids each."""
+    from sklearn.cluster import KMeans
+
+    n, width = vectors.shape
+    if width % books:
+        raise ConfigError(f"model.vq_books={books} must divide the text encoder's width {width}")
+    k = min(codes, n)
+    out = np.empty((n, books), dtype=np.int64)
+    for b, part in enumerate(np.split(vectors, books, axis=1)):
+        out[:, b] = KMeans(n_clusters=k, n_init=1, random_state=seed + b).fit(part).labels_
+    return out
+
+
+class CodeEmbedding(nn.Module):
+    """Item -> sum of its codes' embeddings: one table of `codes` vectors per code book. The item's index is
+    used for nothing but looking its codes up, so items with equal codes get equal vectors."""
+
+    def __init__(self, item_codes, codes, hidden):
+        super().__init__()
+        books = item_codes.shape[1]
+        self.register_buffer("item_codes", torch.as_tensor(item_codes), persistent=True)  # (N+1, books)
+        self.register_buffer("offsets", torch.arange(books) * codes, persistent=False)
+        self.tables = nn.Embedding(books * codes, hidden)
+        nn.init.normal_(self.tables.weight, std=(hidden * books) ** -0.5)
+
+    def forward(self, items):
+        return self.tables(self.item_codes[items] + self.offsets).sum(1)  # (U, D)
+
+    def encoder_parameters(self):
+        return []
+
+
+@torch.no_grad()
+def item_text_vectors(cfg, data):
+    """Every item's pooled text vector from the frozen text encoder (the item table's text), (N, H)."""
+    from .encoders import TextEncoder
+
+    text = TextEncoder(cfg.model.text_encoder, cfg.model.text_len, cfg.model.pooling, 0).eval()
+    texts = list(data.dataset.items["text"])
+    parts = []
+    for s in range(0, len(texts), 256):
+        tokens = text.tokenize(texts[s : s + 256])
+        parts.append(text(tokens["input_ids"], tokens["attention_mask"])[2])
+    return torch.cat(parts).float().numpy()
+
+
+@MODES.register("vqrec")
+def vqrec(cfg, data):
+    """VQRec: item text -> frozen encoder -> product-quantised codes -> summed code embeddings."""
+    m = cfg.model
+    codes = product_quantise(item_text_vectors(cfg, data), m.vq_books, m.vq_codes, seed=cfg.train.seed)
+    codes = np.concatenate([np.zeros((1, codes.shape[1]), np.int64), codes])  # row 0: padding (never used)
+    log.info("vqrec: %d items -> %d code books x %d codes", data.n_items, m.vq_books, min(m.vq_codes, data.n_items))
+    items = CodeEmbedding(codes, min(m.vq_codes, data.n_items), m.hidden)
+    return Recommender(items, build_sequence(m, data.max_len), m.encode_every_occurrence)
+
+
+# ---------------------------------------------------------------------------------------------------- MoRec++
+@MODES.register("morec++")
+def morec(cfg, data):
+    """MoRec++: end-to-end text and vision encoders, pooled vectors summed (model.fusion=concat: concatenated)."""
+    from .modes import content_model
+
+    if cfg.model.fusion not in ("sum", "concat"):
+        log.info("morec++ fuses by sum (model.fusion=%s is MMSR's; model.fusion=concat concatenates)", cfg.model.fusion)
+        cfg = copy.deepcopy(cfg)
+        cfg.model.fusion = "sum"
+    return content_model(cfg, data, use_text=True, use_vision=True)

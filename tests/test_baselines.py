@@ -1,0 +1,119 @@
+"""The Table 5 baselines: each builds, steps and evaluates through the kit's own loop; and what makes each one that
+model (VQRec: codes only; CARCA++: attention over content features; FDSA: ID candidates, text in the user; MoRec++:
+no IDs, plain fusion)."""
+import numpy as np
+import pytest
+import torch
+
+from mmsr_kit import fit, load_split
+from mmsr_kit.baselines import BASELINES, product_quantise
+from mmsr_kit.data.batches import TrainWindows
+from mmsr_kit.model import IDEmbedding
+from mmsr_kit.modes import build_model
+from mmsr_kit.registry import ConfigError
+from mmsr_kit.train import param_groups
+
+CPU_ENCODERS = {"model__text_encoder": "bow", "model__vision_encoder": "tiny-cnn", "model__dropout": 0.0}
+
+
+def built(smoke_config, mode, **overrides):
+    cfg = smoke_config(model__mode=mode, **{**CPU_ENCODERS, **overrides})
+    data = load_split(cfg.data)
+    torch.manual_seed(0)
+    return cfg, data, build_model(cfg, data)
+
+
+@pytest.mark.parametrize("mode", ["fdsa", "carca++", "vqrec", "morec++"])
+def test_training_steps_lower_the_loss(smoke_config, mode):
+    cfg, data, model = built(smoke_config, mode)
+    optimizer = torch.optim.AdamW(param_groups(model.train(), cfg.train))
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    batch = TrainWindows(data).collate(list(range(16)))
+    losses = []
+    for _ in range(4):
+        loss = model(*batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    changed = {n for n, p in model.named_parameters() if p.requires_grad and not torch.equal(p, before[n])}
+    assert len(changed) > len(before) // 2
+
+
+def test_vqrec_item_vectors_depend_only_on_their_codes(smoke_config):
+    cfg, data, model = built(smoke_config, "vqrec", model__vq_books=4, model__vq_codes=16)
+    codes = model.items.item_codes
+    assert codes.shape == (data.n_items + 1, 4) and int(codes.max()) < 16
+    assert not any(isinstance(m, IDEmbedding) for m in model.modules())  # no per-item parameters
+    model.items.item_codes[2] = model.items.item_codes[1]
+    vectors = model.items(torch.tensor([1, 2, 3]))
+    assert torch.equal(vectors[0], vectors[1]) and not torch.equal(vectors[0], vectors[2])
+
+
+def test_product_quantisation_finds_the_clusters_of_each_subspace():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 4)) * 10
+    labels = rng.integers(0, 3, 300)
+    vectors = np.concatenate([centres[labels], centres[labels[::-1]]], 1) + rng.normal(size=(300, 8)) * 0.01
+    codes = product_quantise(vectors, books=2, codes=3)
+    for book, truth in ((0, labels), (1, labels[::-1])):  # each sub-space's codes are its clusters, renamed
+        pairs = set(zip(codes[:, book].tolist(), truth.tolist()))
+        assert len(pairs) == 3
+    with pytest.raises(ConfigError, match="must divide"):
+        product_quantise(vectors, books=3, codes=3)
+
+
+def test_carca_attends_over_text_and_picture_features(smoke_config):
+    cfg, data, model = built(smoke_config, "carca++")
+    model.eval()
+    items = torch.arange(1, 9)
+    before = model.items(items)
+    weights = model.items.last_weights
+    assert weights.shape == (8, 2) and torch.allclose(weights.sum(1), torch.ones(8))
+    model.items.content.content.images[1] = 255 - model.items.content.content.images[1]  # item 1's picture changes
+    after = model.items(items)
+    assert not torch.allclose(before[0], after[0]) and torch.allclose(before[1:], after[1:])
+
+
+def test_fdsa_scores_by_id_and_reads_text_in_the_user(smoke_config):
+    cfg, data, model = built(smoke_config, "fdsa")
+    model.eval()
+    vectors = model.all_item_vectors(data.n_items)
+    assert vectors.shape[1] == 2 * cfg.model.hidden
+    assert torch.equal(model.candidates(vectors), model.items.ids.table.weight.detach())  # candidates: ID embeddings
+    inputs = torch.as_tensor(data.test.inputs[:4])
+    users = model.last_user_vectors(inputs, vectors)
+    with torch.no_grad():
+        model.items.features.proj[1].weight.mul_(2)  # the text features of every item change, the IDs do not
+    assert not torch.allclose(users, model.last_user_vectors(inputs, model.all_item_vectors(data.n_items)))
+
+
+@pytest.mark.parametrize("fusion, kind", [("merge_attention_1", "Sum"), ("concat", "Concat")])
+def test_morec_is_id_free_with_a_plain_fusion(smoke_config, fusion, kind):
+    cfg, data, model = built(smoke_config, "morec++", model__fusion=fusion)
+    assert type(model.items.fusion).__name__.startswith(kind)
+    assert cfg.model.fusion == fusion  # the caller's config is left as it was
+    assert not any(isinstance(m, IDEmbedding) for m in model.modules())
+    content = model.items.content
+    for name in ("input_ids", "attention_mask", "images"):  # item 2 becomes a copy of item 1
+        getattr(content, name)[2] = getattr(content, name)[1]
+    vectors = model.eval().items(torch.tensor([1, 2, 3]))
+    assert torch.equal(vectors[0], vectors[1]) and not torch.equal(vectors[0], vectors[2])
+
+
+def test_text_only_baselines_run_on_movielens_and_the_others_say_why_not(smoke_config):
+    for mode in ("fdsa", "vqrec"):
+        run = fit(smoke_config(model__mode=mode, data__name="ml-100k", train__epochs=1, **CPU_ENCODERS),
+                  results=False, progress=False)
+        assert 0 <= run.metrics["test"]["hr@10"] <= 1 and run.metrics["test"]["n"] == 943
+    for mode in ("carca++", "morec++"):
+        with pytest.raises(ConfigError, match="needs pictures|no images"):
+            build_model(*reversed((lambda c: (load_split(c.data), c))(
+                smoke_config(model__mode=mode, data__name="ml-100k", **CPU_ENCODERS))))
+
+
+def test_baselines_are_listed():
+    from mmsr_kit.cli import registries
+
+    assert set(registries()["baselines"]) == set(BASELINES) >= {"fdsa", "carca++", "vqrec", "morec++", "idsr"}
