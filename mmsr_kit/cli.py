@@ -58,6 +58,27 @@ def cmd_train(args):
         print(json.dumps(run.metrics))
 
 
+def cmd_compare(args):
+    from .compare import TABLE5, compare, render, table_from_log
+    from .config import parse_sets
+    from .registry import unknown_name_message
+
+    unknown = [m for m in args.models or [] if m not in TABLE5]
+    if unknown:
+        raise ConfigError(unknown_name_message("model", unknown[0], list(TABLE5)))
+    models = {m: TABLE5[m] for m in args.models} if args.models else None
+    if args.tag and args.from_log:
+        table = table_from_log(args.tag, args.results)
+    else:
+        table = compare(args.preset, parse_sets(args.set), args.seeds, models, results=args.results, tag=args.tag,
+                        progress=not args.quiet)
+    seeds = sorted(set(table.attrs["seeds"].values()))
+    print(f"test metrics, mean ± std over {'/'.join(map(str, seeds))} seeds; ** best, _ second best")
+    print(render(table).to_string())
+    means = table.xs("mean", axis=1, level=1)
+    print(json.dumps({label: row.round(6).to_dict() for label, row in means.iterrows()}))
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="mmsr", description="ID-agnostic multi-modal sequential recommendation kit")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -73,6 +94,16 @@ def build_parser():
     p.add_argument("--no-log", action="store_true", help="do not append to the results log")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
+    p = sub.add_parser("compare", help="Table 5: baselines and MMSR, several seeds each, mean ± std")
+    p.add_argument("--preset", default="workshop")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one key for every model")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--models", nargs="+", help="a subset of: GRU4Rec NextItNet SASRec FDSA CARCA++ VQRec MoRec++ MMSR")
+    p.add_argument("--results", help="the results log (default: results/results.jsonl)")
+    p.add_argument("--tag", help="name of this comparison in the log (default: compare-DATE-TIME)")
+    p.add_argument("--from-log", action="store_true", help="no training: the table of --tag from the results log")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 

@@ -8,8 +8,9 @@ import pandas as pd
 from .paths import results_path
 
 
-def append_result(cfg, metrics, path=None):
-    """Append one run to the log (default: `mmsr_kit.paths.results_path()`); returns the record."""
+def append_result(cfg, metrics, path=None, extra=None):
+    """Append one run to the log (default: `mmsr_kit.paths.results_path()`), with `extra` fields (e.g. a
+    comparison's tag and label); returns the record."""
     path = Path(path) if path else results_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {
@@ -17,6 +18,7 @@ def append_result(cfg, metrics, path=None):
         "config_hash": cfg.hash(),
         "config": cfg.to_dict(),
         "metrics": metrics,
+        **(extra or {}),
     }
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")  # one write per line: concurrent runs do not interleave

@@ -88,3 +88,16 @@ def item_views(model, item, training=True, n=8, title_chars=40):
                       height=200 * int(np.ceil(n / 8)), margin=dict(l=10, r=10, t=60, b=10))
     fig.layout.meta = {"views": views.tolist(), "titles": titles}
     return fig
+
+
+def comparison_table(table, model="MMSR", title="Test metrics, mean ± std over seeds (bold: best, italic: second)"):
+    """A Table 5 (from `mmsr_kit.compare`) as a plotly table: best bold, second best italic, MMSR's gain last."""
+    from .compare import render
+
+    text = render(table, model)
+    cells = [[c.replace("**", "<b>", 1).replace("**", "</b>", 1) if c.startswith("**")
+              else f"<i>{c[1:-1]}</i>" if c.startswith("_") and c.endswith("_") else c for c in text[col]]
+             for col in text.columns]
+    fig = go.Figure(go.Table(header={"values": ["model", *text.columns], "align": "left"},
+                             cells={"values": [list(text.index), *cells], "align": "left"}))
+    return fig.update_layout(title=title, height=80 + 32 * (len(text) + 1), margin={"l": 10, "r": 10, "t": 40, "b": 10})

@@ -1,0 +1,100 @@
+"""The overall comparison (the paper's Table 5): a list of configurations, each trained with several seeds by the
+same loop, logged to the results log, and summarised as mean and spread, best and second best marked, and MMSR's
+relative improvement over the best baseline. The table is built from the log alone (`table_from_log`).
+
+    from mmsr_kit.compare import compare
+    table = compare("workshop", overrides={"train.epochs": 30}, seeds=(0, 1, 2))
+    mmsr compare --preset workshop --seeds 0 1 2 --set train.epochs=30
+"""
+import logging
+import time
+
+import numpy as np
+import pandas as pd
+
+from .config import make_config
+from .registry import ConfigError
+from .results import append_result, read_results
+
+log = logging.getLogger(__name__)
+
+TABLE5 = {  # the paper's columns: label -> config overrides
+    "GRU4Rec": {"model.mode": "idsr", "model.sequence": "gru4rec"},
+    "NextItNet": {"model.mode": "idsr", "model.sequence": "nextitnet"},
+    "SASRec": {"model.mode": "idsr", "model.sequence": "sasrec"},
+    "FDSA": {"model.mode": "fdsa"},
+    "CARCA++": {"model.mode": "carca++"},
+    "VQRec": {"model.mode": "vqrec"},
+    "MoRec++": {"model.mode": "morec++"},
+    "MMSR": {"model.mode": "mmsr"},
+}
+NEEDS_PICTURES = {"carca++", "morec++", "mmsr", "mmsr_v"}
+METRICS = ("hr@10", "hr@20", "hr@50", "ndcg@10", "ndcg@20", "ndcg@50")
+
+
+def compare(preset="workshop", overrides=None, seeds=(0, 1, 2), models=None, results=None, tag=None, progress=False):
+    """Train every configuration of `models` (label -> overrides; default: TABLE5) with each seed; append each run
+    to the results log (with its label, seed and this comparison's `tag`); return `table_from_log(tag)`.
+    Configurations that need pictures are skipped, with the reason logged, on a dataset without them."""
+    from .data import load_split
+    from .train import fit
+
+    models = TABLE5 if models is None else models
+    tag = tag or time.strftime("compare-%Y%m%d-%H%M%S")
+    for label, own in models.items():
+        cfg = make_config(preset, overrides={**(overrides or {}), **own})
+        if cfg.model.mode in NEEDS_PICTURES and not load_split(cfg.data).dataset.has_images:
+            log.warning("%s skipped: model.mode=%s needs pictures and %s has none", label, cfg.model.mode, cfg.data.name)
+            continue
+        for seed in seeds:
+            cfg = make_config(preset, overrides={**(overrides or {}), **own, "train.seed": seed})
+            run = fit(cfg, results=False, progress=progress)
+            append_result(cfg, run.metrics, path=results, extra={"compare": {"tag": tag, "label": label, "seed": seed}})
+            log.info("%s seed %d: test hr@10 %.4f", label, seed, run.metrics["test"]["hr@10"])
+    return table_from_log(tag, results)
+
+
+def table_from_log(tag, path=None, split="test"):
+    """The comparison `tag` from the results log: a DataFrame of mean and std (over seeds) per label and metric,
+    with columns (metric, "mean" | "std"), rows in the order the runs were logged, and attrs["seeds"]."""
+    frame = read_results(path)
+    if frame.empty or "compare.tag" not in frame:
+        raise ConfigError(f"no comparison {tag!r} in the results log")
+    runs = frame[frame["compare.tag"] == tag]
+    if runs.empty:
+        raise ConfigError(f"no comparison {tag!r} in the results log")
+    columns = {m: f"metrics.{split}.{m}" for m in METRICS if f"metrics.{split}.{m}" in runs}
+    order = list(dict.fromkeys(runs["compare.label"]))
+    grouped = runs.groupby("compare.label")
+    table = pd.concat({m: pd.DataFrame({"mean": grouped[c].mean(), "std": grouped[c].std(ddof=1)})
+                       for m, c in columns.items()}, axis=1).loc[order]
+    table.attrs["seeds"] = runs.groupby("compare.label")["compare.seed"].nunique().loc[order].to_dict()
+    return table
+
+
+def improvement(table, model="MMSR"):
+    """Relative improvement (%) of `model` over the best other row, per metric (mean over seeds)."""
+    means = table.xs("mean", axis=1, level=1)
+    if model not in means.index or len(means) < 2:
+        return pd.Series(dtype=float)
+    others = means.drop(index=model)
+    return 100 * (means.loc[model] / others.max() - 1)
+
+
+def render(table, model="MMSR"):
+    """Text rendering: "mean ± std" per cell, the best marked **, the second best _, and MMSR's improvement."""
+    means = table.xs("mean", axis=1, level=1)
+    cells = {}
+    for metric in means.columns:
+        ranked = means[metric].rank(ascending=False, method="min")
+        column = {}
+        for label in means.index:
+            mean, std = table.loc[label, (metric, "mean")], table.loc[label, (metric, "std")]
+            text = f"{mean:.4f} ± {0 if np.isnan(std) else std:.4f}"
+            column[label] = f"**{text}**" if ranked[label] == 1 else f"_{text}_" if ranked[label] == 2 else text
+        cells[metric] = column
+    out = pd.DataFrame(cells).loc[means.index]
+    gain = improvement(table, model)
+    if len(gain):
+        out.loc[f"{model} vs best other"] = [f"{g:+.2f}%" for g in gain[out.columns]]
+    return out

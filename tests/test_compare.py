@@ -1,0 +1,70 @@
+"""The Table 5 runner: several seeds per configuration, mean and spread, best marked, and the same table from the
+results log alone."""
+import json
+import logging
+
+import pytest
+
+from mmsr_kit import read_results
+from mmsr_kit.cli import main
+from mmsr_kit.compare import compare, improvement, render, table_from_log
+from mmsr_kit.registry import ConfigError
+
+FAST = {"train.epochs": 1, "model.text_encoder": "bow", "model.vision_encoder": "tiny-cnn"}
+MODELS = {"SASRec": {"model.mode": "idsr"}, "MMSR": {"model.mode": "mmsr", "model.fusion": "concat"}}
+
+
+def test_compare_gives_mean_and_spread_over_seeds_and_the_log_gives_it_back(tmp_path, capsys):
+    log = tmp_path / "results.jsonl"
+    table = compare("smoke", FAST, seeds=(0, 1, 2), models=MODELS, results=log, tag="t1")
+    assert list(table.index) == ["SASRec", "MMSR"] and table.attrs["seeds"] == {"SASRec": 3, "MMSR": 3}
+    runs = read_results(log)
+    assert len(runs) == 6 and set(runs["compare.label"]) == {"SASRec", "MMSR"}
+    for label in ("SASRec", "MMSR"):  # against a hand computation from the log
+        values = runs.loc[runs["compare.label"] == label, "metrics.test.ndcg@10"]
+        assert table.loc[label, ("ndcg@10", "mean")] == pytest.approx(values.mean())
+        assert table.loc[label, ("ndcg@10", "std")] == pytest.approx(values.std(ddof=1))
+    assert (table.xs("std", axis=1, level=1) > 0).any().any()  # seeds differ
+    again = table_from_log("t1", log)
+    assert again.equals(table)
+    gain = improvement(table)
+    means = table.xs("mean", axis=1, level=1)
+    assert gain["hr@10"] == pytest.approx(100 * (means.loc["MMSR", "hr@10"] / means.loc["SASRec", "hr@10"] - 1))
+    text = render(table)
+    best = means["hr@20"].idxmax()
+    assert text.loc[best, "hr@20"].startswith("**") and "MMSR vs best other" in text.index
+    # the CLI prints the same table from the log, metrics JSON on the last line
+    main(["compare", "--from-log", "--tag", "t1", "--results", str(log)])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert "mean ± std over 3 seeds" in out[0]
+    assert json.loads(out[-1])["MMSR"]["hr@10"] == pytest.approx(means.loc["MMSR", "hr@10"])
+
+
+def test_models_that_need_pictures_are_skipped_with_a_reason(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="mmsr_kit.compare"):
+        table = compare("smoke", {**FAST, "data.name": "ml-100k"}, seeds=(0,), models=MODELS,
+                        results=tmp_path / "r.jsonl", tag="t2")
+    assert list(table.index) == ["SASRec"]
+    assert "MMSR skipped: model.mode=mmsr needs pictures and ml-100k has none" in caplog.text
+
+
+def test_an_unknown_comparison_or_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="no comparison 'nope'"):
+        table_from_log("nope", tmp_path / "none.jsonl")
+    with pytest.raises(SystemExit) as exit_:
+        main(["compare", "--models", "SASrec", "--results", str(tmp_path / "r.jsonl")])
+    assert exit_.value.code == 2
+
+
+def test_the_plotly_table_marks_best_and_second():
+    import numpy as np
+    import pandas as pd
+
+    from mmsr_kit.viz import comparison_table
+
+    columns = pd.MultiIndex.from_product([["hr@10", "ndcg@10"], ["mean", "std"]])
+    table = pd.DataFrame([[0.1, 0.01, 0.05, 0.005], [0.2, 0.02, 0.07, 0.004], [0.15, np.nan, 0.06, 0.001]],
+                         index=["SASRec", "MMSR", "FDSA"], columns=columns)
+    labels, hr, ndcg = comparison_table(table).data[0].cells.values
+    assert labels[-1] == "MMSR vs best other" and hr[-1] == "+33.33%" and ndcg[-1] == "+16.67%"
+    assert hr[1] == "<b>0.2000 ± 0.0200</b>" and hr[2] == "<i>0.1500 ± 0.0000</i>" and hr[0] == "0.1000 ± 0.0100"
