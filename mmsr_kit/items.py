@@ -106,13 +106,19 @@ def _take(states, items, view):
 def picture_store_path(dataset, size):
     """Where `item_pictures` keeps a dataset's pictures at `size`: named by the item table's fingerprint (its
     content) and, for pictures given as file paths, each file's size and modification time."""
-    table = dataset.items.cast_column("image", datasets.Image(decode=False))
     h = hashlib.sha256(f"{dataset.items._fingerprint}-{size}".encode())
-    for entry in table["image"]:
+    for entry in _picture_entries(dataset):
         if entry is not None and entry.get("bytes") is None and entry.get("path"):
             stat = os.stat(entry["path"]) if os.path.exists(entry["path"]) else None
             h.update(f"{entry['path']}:{stat and (stat.st_size, stat.st_mtime_ns)}".encode())
     return cache_dir() / "pictures" / f"{dataset.name.replace('/', '_')}-{size}px-{h.hexdigest()[:16]}.npy"
+
+
+def _picture_entries(dataset, batch_size=1024):
+    """The item table's pictures undecoded ({"bytes", "path"} or None), a batch at a time: never all in memory."""
+    table = dataset.items.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))
+    for batch in table.iter(batch_size=batch_size):
+        yield from batch["image"]
 
 
 def _decode(entry, size):
@@ -148,11 +154,10 @@ def item_pictures(dataset, size, store=True):
     if path is not None and path.exists() and path.with_suffix(".json").exists():
         _report(dataset, json.loads(path.with_suffix(".json").read_text()))
         return torch.from_numpy(np.load(path, mmap_mode="c"))  # copy-on-write: writable, the file never changes
-    table = dataset.items.cast_column("image", datasets.Image(decode=False))
-    out = np.full((len(table) + 1, 3, size, size), 128, dtype=np.uint8)
+    out = np.full((len(dataset.items) + 1, 3, size, size), 128, dtype=np.uint8)
     out[0] = 0
     counts = {"missing_images": 0, "unreadable_images": 0}
-    for i, entry in enumerate(table["image"], start=1):
+    for i, entry in enumerate(_picture_entries(dataset), start=1):
         picture, problem = _decode(entry, size)
         if problem:
             counts[problem] += 1
