@@ -25,7 +25,7 @@ TABLE5 = {  # the paper's columns: label -> config overrides
     "FDSA": {"model.mode": "fdsa"},
     "CARCA++": {"model.mode": "carca++"},
     "VQRec": {"model.mode": "vqrec"},
-    "MoRec++": {"model.mode": "morec++"},
+    "MoRec++": {"model.mode": "morec++", "model.fusion": "sum"},  # a plain sum, whatever fusion MMSR uses
     "MMSR": {"model.mode": "mmsr"},
 }
 NEEDS_PICTURES = {"carca++", "morec++", "mmsr", "mmsr_v"}

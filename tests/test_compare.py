@@ -68,3 +68,14 @@ def test_the_plotly_table_marks_best_and_second():
     labels, hr, ndcg = comparison_table(table).data[0].cells.values
     assert labels[-1] == "MMSR vs best other" and hr[-1] == "+33.33%" and ndcg[-1] == "+16.67%"
     assert hr[1] == "<b>0.2000 ± 0.0200</b>" and hr[2] == "<i>0.1500 ± 0.0000</i>" and hr[0] == "0.1000 ± 0.0100"
+
+
+def test_table5_morec_differs_from_mmsr_under_every_preset():
+    """The workshop preset's MMSR fuses by concat: MoRec++ must not silently become the same model."""
+    from mmsr_kit.compare import TABLE5
+    from mmsr_kit.config import make_config
+
+    for preset in ("smoke", "workshop", "paper"):
+        morec = make_config(preset, overrides=TABLE5["MoRec++"])
+        mmsr = make_config(preset, overrides=TABLE5["MMSR"])
+        assert morec.model.fusion == "sum" and mmsr.model.fusion != "sum"
