@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from .model import IDEmbedding, Recommender
+from .modes import content_encoder, content_model
 from .registry import MODES, ConfigError
 from .sequence import build_sequence
 
@@ -32,26 +33,8 @@ BASELINES = {
     "idsr": "IDSR: an item-ID embedding table with model.sequence = sasrec, gru4rec or nextitnet",
     "mostpop": "MostPop: training popularity, no model",
 }
-NEEDS_PICTURES = {"carca++", "morec++"}
-
-
-def content_parts(cfg, data, use_text, use_vision, project=False):
-    """A ContentItemEncoder without a fusion (callers read its `encode`), and the encoders' widths."""
-    from .modes import cache_dtype, parse_blocks
-    from .encoders import TextEncoder, VisionEncoder
-    from .items import ContentItemEncoder, ItemContent
-
-    m = cfg.model
-    if use_vision and not data.dataset.has_images:
-        raise ConfigError(f"model.mode={m.mode} needs pictures and {data.dataset.name} has none; "
-                          f"text-only baselines: fdsa, vqrec")
-    text = TextEncoder(m.text_encoder, m.text_len, m.pooling, parse_blocks(m.text_blocks)) if use_text else None
-    vision = (VisionEncoder(m.vision_encoder, cfg.data.image_size, parse_blocks(m.vision_blocks), m.mask_ratio)
-              if use_vision else None)
-    content = ItemContent(data, text, vision, views=cfg.data.views, seed=cfg.data.world_seed)
-    return ContentItemEncoder(content, m.hidden, text, vision, None, m.dropout, cache_frozen=m.cache_frozen,
-                              cache_dtype=cache_dtype(cfg), cache_memory_bytes=int(m.cache_memory_gb * 2**30),
-                              project=project)
+NEEDS_PICTURES = {"carca++", "morec++", "mmsr", "mmsr_v"}  # every mode that reads item pictures
+TEXT_ONLY = ["mmsr_t", "fdsa", "vqrec", "idsr", "mostpop"]  # what runs on a dataset without pictures
 
 
 # ---------------------------------------------------------------------------------------------------- FDSA
@@ -93,7 +76,7 @@ class FDSA(Recommender):
 @MODES.register("fdsa")
 def fdsa(cfg, data):
     """FDSA: item-ID and text-feature self-attention streams, concatenated; scored against ID embeddings."""
-    features = content_parts(cfg, data, use_text=True, use_vision=False, project=True)
+    features = content_encoder(cfg, data, use_text=True, use_vision=False)
     items = IDAndFeatures(IDEmbedding(data.n_items, cfg.model.hidden), features)
     seq = TwoStreams(build_sequence(cfg.model, data.max_len), build_sequence(cfg.model, data.max_len), cfg.model.hidden)
     return FDSA(items, seq, cfg.model.encode_every_occurrence)
@@ -130,7 +113,7 @@ class CrossAttendContent(nn.Module):
 @MODES.register("carca++")
 def carca(cfg, data):
     """CARCA++: ID embeddings cross-attending to the item's text and picture features."""
-    content = content_parts(cfg, data, use_text=True, use_vision=True)
+    content = content_encoder(cfg, data, use_text=True, use_vision=True, fusion=False, project=False)
     items = CrossAttendContent(IDEmbedding(data.n_items, cfg.model.hidden), content, cfg.model.hidden,
                                dropout=cfg.model.dropout)
     return Recommender(items, build_sequence(cfg.model, data.max_len), cfg.model.encode_every_occurrence)
@@ -199,8 +182,6 @@ def vqrec(cfg, data):
 @MODES.register("morec++")
 def morec(cfg, data):
     """MoRec++: end-to-end text and vision encoders, pooled vectors summed (model.fusion=concat: concatenated)."""
-    from .modes import content_model
-
     if cfg.model.fusion not in ("sum", "concat"):
         log.info("morec++ fuses by sum (model.fusion=%s is MMSR's; model.fusion=concat concatenates)", cfg.model.fusion)
         cfg = copy.deepcopy(cfg)

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from .baselines import NEEDS_PICTURES
 from .config import make_config
 from .registry import ConfigError
 from .results import append_result, read_results
@@ -28,7 +29,6 @@ TABLE5 = {  # the paper's columns: label -> config overrides
     "MoRec++": {"model.mode": "morec++", "model.fusion": "sum"},  # a plain sum, whatever fusion MMSR uses
     "MMSR": {"model.mode": "mmsr"},
 }
-NEEDS_PICTURES = {"carca++", "morec++", "mmsr", "mmsr_v"}
 METRICS = ("hr@10", "hr@20", "hr@50", "ndcg@10", "ndcg@20", "ndcg@50")
 
 

@@ -193,7 +193,7 @@ class ItemContent(nn.Module):
     view lets an encoder recognise the item itself.
     """
 
-    def __init__(self, data, text=None, vision=None, views=0, seed=0):
+    def __init__(self, data, text=None, vision=None, views=0, seed=0, mode=None):
         super().__init__()
         dataset, world = data.dataset, data.dataset.world
         self.views = views if world is not None else 0  # training views besides view 0
@@ -210,7 +210,10 @@ class ItemContent(nn.Module):
             if not dataset.has_images:
                 from .registry import ConfigError
 
-                raise ConfigError(f"{dataset.name} has no images: use model.mode=mmsr_t or idsr")
+                from .baselines import TEXT_ONLY
+
+                what = f"model.mode={mode} needs pictures and " if mode else ""
+                raise ConfigError(f"{what}{dataset.name} has no images: use a text-only mode ({', '.join(TEXT_ONLY)})")
             size = vision.image_size
             stored = item_pictures(dataset, size)  # (N+1, 3, S, S), row 0 padding
             if self.views:

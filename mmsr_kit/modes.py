@@ -25,7 +25,10 @@ def cache_dtype(cfg):
     return getattr(torch, cfg.model.cache_dtype)
 
 
-def content_model(cfg, data, use_text, use_vision):
+def content_encoder(cfg, data, use_text, use_vision, fusion=True, project=True):
+    """The configured text and/or vision encoders over every item's inputs, as one ContentItemEncoder: joined by
+    model.fusion when both are used (fusion=False: no fusion, callers read `encode`); one modality projected
+    unless project=False."""
     from .encoders import TextEncoder, VisionEncoder
     from .fusion import build_fusion
     from .items import ContentItemEncoder, ItemContent
@@ -34,11 +37,17 @@ def content_model(cfg, data, use_text, use_vision):
     text = TextEncoder(m.text_encoder, m.text_len, m.pooling, parse_blocks(m.text_blocks)) if use_text else None
     vision = (VisionEncoder(m.vision_encoder, cfg.data.image_size, parse_blocks(m.vision_blocks), m.mask_ratio)
               if use_vision else None)
-    content = ItemContent(data, text, vision, views=cfg.data.views, seed=cfg.data.world_seed)
-    fusion = build_fusion(m.fusion, m.hidden, text.width, vision.width, m.dropout) if use_text and use_vision else None
-    items = ContentItemEncoder(content, m.hidden, text, vision, fusion, m.dropout, cache_frozen=m.cache_frozen,
-                               cache_dtype=cache_dtype(cfg), cache_memory_bytes=int(m.cache_memory_gb * 2**30))
-    return Recommender(items, build_sequence(m, data.max_len), m.encode_every_occurrence)
+    content = ItemContent(data, text, vision, views=cfg.data.views, seed=cfg.data.world_seed, mode=m.mode)
+    both = text is not None and vision is not None
+    joined = build_fusion(m.fusion, m.hidden, text.width, vision.width, m.dropout) if fusion and both else None
+    return ContentItemEncoder(content, m.hidden, text, vision, joined, m.dropout, cache_frozen=m.cache_frozen,
+                              cache_dtype=cache_dtype(cfg), cache_memory_bytes=int(m.cache_memory_gb * 2**30),
+                              project=project)
+
+
+def content_model(cfg, data, use_text, use_vision):
+    items = content_encoder(cfg, data, use_text, use_vision)
+    return Recommender(items, build_sequence(cfg.model, data.max_len), cfg.model.encode_every_occurrence)
 
 
 @MODES.register("idsr")
