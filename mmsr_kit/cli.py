@@ -67,7 +67,9 @@ def cmd_compare(args):
     if unknown:
         raise ConfigError(unknown_name_message("model", unknown[0], list(TABLE5)))
     models = {m: TABLE5[m] for m in args.models} if args.models else None
-    if args.tag and args.from_log:
+    if args.from_log:
+        if not args.tag:
+            raise ConfigError("mmsr compare --from-log needs --tag (the comparison's name in the results log)")
         table = table_from_log(args.tag, args.results)
     else:
         table = compare(args.preset, parse_sets(args.set), args.seeds, models, results=args.results, tag=args.tag,

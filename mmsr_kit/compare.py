@@ -41,9 +41,13 @@ def compare(preset="workshop", overrides=None, seeds=(0, 1, 2), models=None, res
 
     models = TABLE5 if models is None else models
     tag = tag or time.strftime("compare-%Y%m%d-%H%M%S")
+    has_images = {}  # per data config: each dataset is loaded once to ask
     for label, own in models.items():
         cfg = make_config(preset, overrides={**(overrides or {}), **own})
-        if cfg.model.mode in NEEDS_PICTURES and not load_split(cfg.data).dataset.has_images:
+        key = repr(cfg.data)
+        if key not in has_images:
+            has_images[key] = load_split(cfg.data).dataset.has_images
+        if cfg.model.mode in NEEDS_PICTURES and not has_images[key]:
             log.warning("%s skipped: model.mode=%s needs pictures and %s has none", label, cfg.model.mode, cfg.data.name)
             continue
         for seed in seeds:
@@ -58,9 +62,7 @@ def table_from_log(tag, path=None, split="test"):
     """The comparison `tag` from the results log: a DataFrame of mean and std (over seeds) per label and metric,
     with columns (metric, "mean" | "std"), rows in the order the runs were logged, and attrs["seeds"]."""
     frame = read_results(path)
-    if frame.empty or "compare.tag" not in frame:
-        raise ConfigError(f"no comparison {tag!r} in the results log")
-    runs = frame[frame["compare.tag"] == tag]
+    runs = frame[frame["compare.tag"] == tag] if "compare.tag" in frame else frame.iloc[:0]
     if runs.empty:
         raise ConfigError(f"no comparison {tag!r} in the results log")
     columns = {m: f"metrics.{split}.{m}" for m in METRICS if f"metrics.{split}.{m}" in runs}

@@ -112,9 +112,8 @@ class Probe:
         eps = {"highest": 2.0**-24, "high": 2.0**-11}.get(torch.get_float32_matmul_precision(), 2.0**-8)
         self.tolerance = 4 * item_vectors.shape[1] * eps * float(item_vectors.norm(dim=1).max())
 
-    def settled(self, users, item_vectors, targets, rows, items):
-        """(B,) bool: cases certainly ranked at cap or lower."""
-        target_scores = (users * item_vectors[targets]).sum(1)  # (B,)
+    def settled(self, users, target_scores, rows, items):
+        """(B,) bool: cases certainly ranked at cap or lower; target_scores (B,) as u.v of each target."""
         margin = self.tolerance * users.norm(dim=1)
         if getattr(self, "buffer", None) is None or len(self.buffer) < len(users):
             self.buffer = users.new_empty(len(users), len(self.vectors))
@@ -135,8 +134,9 @@ def rank_batch(users, item_vectors, targets, rows, items, cap, buffer=None, prob
         scores = masked_scores(users, item_vectors, rows, items, buffer)
         check_finite(scores.gather(1, targets[:, None]))
         return rank_counts(scores, targets, cap)
-    check_finite((users * item_vectors[targets]).sum(1))
-    open_ = torch.nonzero(~probe.settled(users, item_vectors, targets, rows, items)).squeeze(1)
+    target_scores = (users * item_vectors[targets]).sum(1)  # (B,)
+    check_finite(target_scores)
+    open_ = torch.nonzero(~probe.settled(users, target_scores, rows, items)).squeeze(1)
     greater = torch.full_like(targets, cap)
     equal = torch.zeros_like(targets)
     if len(open_):

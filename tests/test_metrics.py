@@ -166,7 +166,7 @@ def test_the_probe_settles_only_what_the_full_pass_would():
     users = model.last_user_vectors(torch.as_tensor(evalset.inputs))
     rows, items = (torch.as_tensor(x) for x in evalset.masked(0, cases))
     targets = torch.as_tensor(evalset.targets)
-    settled = probe.settled(users, vectors, targets, rows, items)
+    settled = probe.settled(users, (users * vectors[targets]).sum(1), rows, items)
     greater, _ = rank_counts(masked_scores(users, vectors, rows, items), targets)
     assert not settled[greater < 50].any()
     assert settled[greater >= 600].float().mean() > 0.5
