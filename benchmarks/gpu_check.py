@@ -30,10 +30,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).parent))
 import eval_speed  # noqa: E402
-from train_speed import Path_  # noqa: E402
+from train_speed import Runner, fixed_batches, sync  # noqa: E402
 
 from mmsr_kit import load_split, make_config  # noqa: E402
-from mmsr_kit.data.batches import TrainWindows  # noqa: E402
 
 # dense bf16 peaks, TFLOP/s (vendor figures, without sparsity)
 PEAKS = {"H200": 989, "H100 SXM": 989, "H100 80GB HBM3": 989, "H100 PCIe": 756, "H100": 989, "A100": 312, "L40S": 362,
@@ -83,19 +82,11 @@ def config(text, vision, tiny, device, batch_size):
     return make_config("smoke" if tiny else "paper", overrides=overrides)
 
 
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def measure(cfg, data, device, every, cache, steps):
     """(sequences/s, encodes/s, first step s, peak MiB, FLOP per step) of one path."""
-    windows = TrainWindows(data)
     bs = cfg.train.batch_size
-    torch.manual_seed(0)
-    order = torch.randperm(len(windows)).tolist()
-    batches = [windows.collate(order[i * bs : (i + 1) * bs]) for i in range(steps + 2)]
-    path = Path_(cfg, data, device, every, cache)
+    batches = fixed_batches(data, bs, steps + 2)
+    path = Runner(cfg, data, device, every, cache)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     first = path.timed_step(batches[0])  # fills the caches of the kit's default

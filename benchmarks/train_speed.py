@@ -35,7 +35,7 @@ from mmsr_kit.train import param_groups
 PATHS = {"reference": (True, False), "unique items": (False, False), "kit default": (False, True)}
 
 
-class Path_:
+class Runner:
     """One path's model, optimizer and step."""
 
     def __init__(self, cfg, data, device, every, cache):
@@ -86,22 +86,25 @@ def peak_memory(args, name):
     return json.loads(out.strip().splitlines()[-1])["peak_mb"]
 
 
-def setup(args):
-    cfg = make_config(args.preset, overrides={"model.mode": args.mode, **parse_sets(args.set)})
-    data = load_split(cfg.data)
+def fixed_batches(data, batch_size, count):
+    """`count` training batches in one fixed random order (seed 0): the same for every path."""
     windows = TrainWindows(data)
     torch.manual_seed(0)
     order = torch.randperm(len(windows)).tolist()
-    bs = cfg.train.batch_size
-    batches = [windows.collate(order[i * bs : (i + 1) * bs]) for i in range(args.steps + 1)]
-    return cfg, data, batches
+    return [windows.collate(order[i * batch_size : (i + 1) * batch_size]) for i in range(count)]
+
+
+def setup(args):
+    cfg = make_config(args.preset, overrides={"model.mode": args.mode, **parse_sets(args.set)})
+    data = load_split(cfg.data)
+    return cfg, data, fixed_batches(data, cfg.train.batch_size, args.steps + 1)
 
 
 def only(args):
     """Child process: one path, two steps, its peak memory as JSON on the last line."""
     cfg, data, batches = setup(args)
     device = torch.device(args.device)
-    path = Path_(cfg, data, device, *PATHS[args.only])
+    path = Runner(cfg, data, device, *PATHS[args.only])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
@@ -129,7 +132,7 @@ def main(argv=None):
         return only(args)
     cfg, data, batches = setup(args)
     device = torch.device(args.device)
-    paths = {name: Path_(cfg, data, device, *flags) for name, flags in PATHS.items()}
+    paths = {name: Runner(cfg, data, device, *flags) for name, flags in PATHS.items()}
     first = {name: path.timed_step(batches[0]) for name, path in paths.items()}  # warm-up; fills the caches
     seconds = {name: [] for name in paths}
     for batch in batches[1:]:

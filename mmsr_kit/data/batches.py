@@ -3,6 +3,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..model import distinct_items
+
 
 def sample_negatives(history, shape, n_items, generator=None, max_rounds=100):
     """Uniform item indices in 1..n_items, none in the row's history.
@@ -45,7 +47,5 @@ class TrainWindows(Dataset):
             padded[r, : len(h)] = h
         negatives = sample_negatives(torch.as_tensor(padded), targets.shape, self.data.n_items) * (targets > 0)
         if distinct:
-            from ..model import distinct_items
-
             return inputs, targets, negatives, distinct_items(torch.stack([inputs, targets, negatives]))
         return inputs, targets, negatives
