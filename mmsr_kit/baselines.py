@@ -33,7 +33,7 @@ BASELINES = {
     "idsr": "IDSR: an item-ID embedding table with model.sequence = sasrec, gru4rec or nextitnet",
     "mostpop": "MostPop: training popularity, no model",
 }
-NEEDS_PICTURES = {"carca++", "morec++", "mmsr", "mmsr_v"}  # every mode that reads item pictures
+NEEDS_PICTURES = {"carca++", "morec++", "mmsr", "mmsr_v", "vlp"}  # every mode that reads item pictures
 TEXT_ONLY = ["mmsr_t", "fdsa", "vqrec", "idsr", "mostpop"]  # what runs on a dataset without pictures
 
 

@@ -18,6 +18,7 @@ def registries():
     """What `mmsr list` can show: heading -> sorted names (later issues add encoders, fusions ...)."""
     from . import config, data, modes, sequence  # noqa: F401  (fill the registries)
     from .encoders import TEXT_ENCODERS, VISION_ENCODERS
+    from .encoders.vlp import VISUAL_INPUTS, VLP_ENCODERS
     from .fusion import FUSIONS
     from .baselines import BASELINES
     from .registry import DATASETS, MODES, SEQUENCES
@@ -29,6 +30,8 @@ def registries():
         "baselines": list(BASELINES),
         "text encoders": TEXT_ENCODERS.names(),
         "vision encoders": VISION_ENCODERS.names(),
+        "vision-language encoders": VLP_ENCODERS.names(),
+        "visualbert visual-input encoders": VISUAL_INPUTS.names(),
         "fusions": FUSIONS.names(),
         "presets": config.PRESETS.names(),
     }

@@ -47,6 +47,10 @@ class ModelConfig:
     vision_blocks: str = "default"  # the same for the vision encoder (ResNet50 / EfficientNet: stages, default 3)
     mask_ratio: float = 0.0  # MAE only: share of patches masked, in training only (the paper's MAE used 0.75)
     encode_every_occurrence: bool = False  # reference path: encode each occurrence, not each distinct item
+    vlp: str = "tiny-flava"  # mode vlp: a vision-language model (`mmsr list encoders`), hub id or local path
+    vlp_blocks: str = "default"  # mode vlp: top blocks trained per tower: default (the paper's 2; ViLT, VisualBERT 4), all, or a number
+    vlp_visual: str = "region"  # VisualBERT's visual input (Table 7): region, grid, patch-embedding or patch-vit
+    vlp_extractor: str = "default"  # the frozen extractor behind vlp_visual: default (the VLP's own), or a Faster R-CNN name, vision encoder or CLIP folder
     vq_books: int = 8  # vqrec: code books (sub-spaces of the text vector; must divide its width)
     vq_codes: int = 256  # vqrec: codes per book (k-means centroids; at most the number of items)
     cache_frozen: bool = True  # compute frozen encoders, and the blocks below the trained ones, once per item
@@ -118,7 +122,8 @@ PRESETS["workshop"] = {  # CPU-sized content encoders that show the study's patt
 }
 PRESETS["paper"] = {
     "data": {"image_size": 224, "max_len": 20},
-    "model": {"hidden": 768, "dropout": 0.1, "text_encoder": "roberta", "vision_encoder": "mae", "text_len": 50},
+    "model": {"hidden": 768, "dropout": 0.1, "text_encoder": "roberta", "vision_encoder": "mae", "text_len": 50,
+              "vlp": "flava"},
     "train": {"epochs": 150, "batch_size": 64, "lr": 1e-4, "encoder_lr": 5e-5, "decay_after": 120, "deterministic": False},
 }
 
@@ -258,7 +263,12 @@ def validate(cfg):
     if cfg.model.mode in ("mmsr", "mmsr_v"):
         vision_spec(cfg.model.vision_encoder)
     FUSIONS[cfg.model.fusion]
-    parse_blocks(cfg.model.text_blocks), parse_blocks(cfg.model.vision_blocks)
+    parse_blocks(cfg.model.text_blocks), parse_blocks(cfg.model.vision_blocks), parse_blocks(cfg.model.vlp_blocks)
+    if cfg.model.mode == "vlp":
+        from .encoders.vlp import VISUAL_INPUTS, vlp_spec
+
+        vlp_spec(cfg.model.vlp)
+        VISUAL_INPUTS[cfg.model.vlp_visual]
     if cfg.model.pooling not in ("auto", "cls", "mean"):
         raise UnknownNameError(unknown_name_message("pooling", cfg.model.pooling, ["auto", "cls", "mean"]))
     if cfg.model.cache_dtype not in CACHE_DTYPES:

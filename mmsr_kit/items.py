@@ -286,7 +286,12 @@ class ContentItemEncoder(nn.Module):
     def _fixed_inputs(self, which):
         """Whether the encoder's input is a fixed function of (item, view): not for training pictures, which
         get fresh noise per encode; there nothing below the trained blocks is cached."""
-        return which == "text" or not self.content.views
+        return which == "text" or not self.content.views or getattr(getattr(self, which), "cache_noisy_views", False)
+
+    def _keeps_tokens(self):
+        """Whether the cached outputs of a frozen encoder keep token states (fusions that read tokens), or only
+        the pooled vector."""
+        return getattr(self.fusion, "uses_tokens", False)
 
     def _memo_key(self, which, what):
         encoder = getattr(self, which)
@@ -294,7 +299,7 @@ class ContentItemEncoder(nn.Module):
                   else (self.content.images,))
         weights = [t for _, t in sorted(encoder.state_dict().items())]
         return fingerprint(which, what, type(encoder).__name__, encoder.name, encoder.train_blocks, self.cache_dtype,
-                           getattr(self.fusion, "uses_tokens", False), *inputs, *weights)
+                           self._keeps_tokens(), *inputs, *weights)
 
     @torch.no_grad()
     def _fill(self, which, what, device, key, chunk=256):
@@ -305,7 +310,7 @@ class ContentItemEncoder(nn.Module):
         run with the same weights and inputs opens them again). Returns (tensors, on_disk)."""
         encoder = getattr(self, which)
         n, views = self._shape(which)
-        keep_tokens = getattr(self.fusion, "uses_tokens", False)  # coarse fusions and one modality: pooled only
+        keep_tokens = self._keeps_tokens()  # coarse fusions and one modality: pooled only
         items = torch.arange(n, device=device).repeat_interleave(views)  # item-major, like (N+1, V)
         view = torch.arange(views, device=device).repeat(n)
         run = encoder.prefix if what == "prefix" else encoder
@@ -404,3 +409,37 @@ class ContentItemEncoder(nn.Module):
     def encoder_parameters(self):
         """Parameters of the pretrained encoders (train.encoder_lr); encoders trained from scratch are not among them."""
         return [p for m in (self.text, self.vision) if m is not None and m.pretrained for p in m.parameters()]
+
+
+class VLPItemEncoder(ContentItemEncoder):
+    """Item index -> vector through one vision-language model (mode vlp): its vector for the item's text and
+    picture, projected to the recommender's width.
+
+    VisualBERT reads visual tokens from a frozen extractor (`extractor`) instead of pixels: they come from the
+    frozen-output cache of `ContentItemEncoder` (computed once per item and view, in memory or on disk), then pass
+    a trained linear map to VisualBERT's visual width.
+    """
+
+    def __init__(self, content, hidden, vlp, extractor=None, dropout=0.1, **cache):
+        super().__init__(content, hidden, text=None, vision=extractor, fusion=None, dropout=dropout, project=False,
+                         **cache)
+        self.vlp = vlp
+        if extractor is not None:
+            self.visual_proj = nn.Linear(extractor.width, vlp.visual_width)
+        self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(vlp.width, hidden))
+
+    def _keeps_tokens(self):
+        return True  # VisualBERT attends over every visual token
+
+    def forward(self, items):  # (U,) -> (U, D)
+        view = self.content.pick_views(items, self.training)
+        ids, mask = self._inputs("text", items, view)
+        if self.vision is not None:
+            tokens, token_mask, _ = self.encode("vision", items, view)
+            out = self.vlp(ids, mask, visual=(self.visual_proj(tokens), token_mask))
+        else:
+            out = self.vlp(ids, mask, pictures=self._inputs("vision", items, view)[0])
+        return self.proj(out)
+
+    def encoder_parameters(self):
+        return list(self.vlp.parameters()) if self.vlp.pretrained else []

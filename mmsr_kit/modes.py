@@ -84,4 +84,21 @@ def mmsr_v(cfg, data):
     return content_model(cfg, data, use_text=False, use_vision=True)
 
 
+@MODES.register("vlp")
+def vlp(cfg, data):
+    """One vision-language model (model.vlp: CLIP, GroupViT, ViLT, VisualBERT, FLAVA) in place of text encoder,
+    vision encoder and fusion; VisualBERT reads model.vlp_visual tokens from a frozen extractor."""
+    from .encoders.vlp import VLPEncoder, visual_extractor
+    from .items import ItemContent, VLPItemEncoder
+
+    m = cfg.model
+    model = VLPEncoder(m.vlp, m.text_len, parse_blocks(m.vlp_blocks))
+    extractor = (visual_extractor(m.vlp, m.vlp_visual, m.vlp_extractor, cfg.data.image_size)
+                 if model.family == "visualbert" else None)
+    content = ItemContent(data, model, extractor or model, views=cfg.data.views, seed=cfg.data.world_seed, mode=m.mode)
+    items = VLPItemEncoder(content, m.hidden, model, extractor, m.dropout, cache_frozen=m.cache_frozen,
+                           cache_dtype=cache_dtype(cfg), cache_memory_bytes=int(m.cache_memory_gb * 2**30))
+    return Recommender(items, build_sequence(cfg.model, data.max_len), cfg.model.encode_every_occurrence)
+
+
 from . import baselines  # noqa: E402,F401  (registers fdsa, carca++, vqrec, morec++)

@@ -42,7 +42,7 @@ def test_types_are_checked_and_converted():
 @pytest.mark.parametrize("key, value, message", [
     ("train.epoch", 3, "did you mean 'train.epochs'"),
     ("trian.epochs", 3, "did you mean 'train'"),
-    ("model.mode", "idrs", "unknown mode 'idrs'; choose one of: carca++, fdsa, idsr, mmsr, mmsr_t, mmsr_v, morec++, mostpop, vqrec"),
+    ("model.mode", "idrs", "unknown mode 'idrs'; choose one of: carca++, fdsa, idsr, mmsr, mmsr_t, mmsr_v, morec++, mostpop, vlp, vqrec"),
     ("model.sequence", "sasrek", "did you mean 'sasrec'"),
     ("data.name", "ml-1m", "unknown dataset 'ml-1m'"),
     ("train.metric", "ndcg@7", "unknown metric"),
