@@ -298,7 +298,8 @@ class ContentItemEncoder(nn.Module):
         inputs = ((self.content.input_ids, self.content.attention_mask, encoder.pooling) if which == "text"
                   else (self.content.images,))
         weights = [t for _, t in sorted(encoder.state_dict().items())]
-        return fingerprint(which, what, type(encoder).__name__, encoder.name, encoder.train_blocks, self.cache_dtype,
+        return fingerprint(which, what, type(encoder).__name__, encoder.name, getattr(encoder, "settings", ()),
+                           encoder.train_blocks, self.cache_dtype,
                            self._keeps_tokens(), *inputs, *weights)
 
     @torch.no_grad()

@@ -101,3 +101,50 @@ def comparison_table(table, model="MMSR", title="Test metrics, mean ± std over 
     fig = go.Figure(go.Table(header={"values": ["model", *text.columns], "align": "left"},
                              cells={"values": [list(text.index), *cells], "align": "left"}))
     return fig.update_layout(title=title, height=80 + 32 * (len(text) + 1), margin={"l": 10, "r": 10, "t": 40, "b": 10})
+
+
+def grouped_bars(table, groups, metric="hr@10", title=None):
+    """Mean ± std of `metric` per row of a comparison table (`mmsr_kit.compare`), coloured by `groups`
+    ({row label: group name}, e.g. a VLP's paradigm); rows without a group are "other"."""
+    means, stds = table[(metric, "mean")], table[(metric, "std")].fillna(0.0)
+    fig = go.Figure()
+    for group in dict.fromkeys(groups.get(label, "other") for label in table.index):
+        rows = [label for label in table.index if groups.get(label, "other") == group]
+        fig.add_bar(name=group, x=rows, y=means[rows].tolist(), error_y={"type": "data", "array": stds[rows].tolist()})
+    return fig.update_layout(title=title or f"{metric.upper()} (test), mean ± std over seeds", yaxis_title=metric,
+                             legend_title="paradigm")
+
+
+def vlp_paradigms():
+    """A diagram of the three VLP paradigms (the paper's Table 6): which parts see text, picture or both."""
+    panels = [
+        ("two-stream, shallow fusion<br>CLIP, GroupViT",
+         [("text tower", 0.05, 0.45, "#8ecae6"), ("vision tower", 0.55, 0.95, "#ffb703")], [("concatenate", 0.05, 0.95, "#e5e5e5")]),
+        ("single-stream, deep fusion<br>ViLT, VisualBERT",
+         [("text tokens", 0.05, 0.45, "#8ecae6"), ("patches / regions", 0.55, 0.95, "#ffb703")],
+         [("one transformer over both", 0.05, 0.95, "#90be6d")]),
+        ("two-stream, deep fusion<br>FLAVA",
+         [("text encoder", 0.05, 0.45, "#8ecae6"), ("image encoder", 0.55, 0.95, "#ffb703")],
+         [("multimodal encoder", 0.05, 0.95, "#90be6d")]),
+    ]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[p[0] for p in panels], horizontal_spacing=0.04)
+    for col, (_, lower, upper) in enumerate(panels, start=1):
+        xref, yref = ("x", "y") if col == 1 else (f"x{col}", f"y{col}")
+        boxes = [(label, x0, x1, 0.1, 0.45, color) for label, x0, x1, color in lower]
+        boxes += [(label, x0, x1, 0.6, 0.8, color) for label, x0, x1, color in upper]
+        boxes.append(("item vector -> SASRec", 0.2, 0.8, 0.88, 0.98, "#ffffff"))
+        for label, x0, x1, y0, y1, color in boxes:
+            fig.add_shape(type="rect", x0=x0, x1=x1, y0=y0, y1=y1, xref=xref, yref=yref, fillcolor=color,
+                          line={"color": "#555"})
+            fig.add_annotation(x=(x0 + x1) / 2, y=(y0 + y1) / 2, text=label, showarrow=False, xref=xref, yref=yref)
+        for x in (0.25, 0.75):
+            fig.add_annotation(x=x, y=0.6, ax=x, ay=0.45, xref=xref, yref=yref, axref=xref, ayref=yref,
+                               showarrow=True, arrowhead=2, text="")
+        fig.add_annotation(x=0.5, y=0.88, ax=0.5, ay=0.8, xref=xref, yref=yref, axref=xref, ayref=yref,
+                           showarrow=True, arrowhead=2, text="")
+        fig.add_annotation(x=0.25, y=0.02, text="title", showarrow=False, xref=xref, yref=yref)
+        fig.add_annotation(x=0.75, y=0.02, text="picture", showarrow=False, xref=xref, yref=yref)
+    fig.update_xaxes(range=[0, 1], visible=False)
+    fig.update_yaxes(range=[0, 1], visible=False)
+    return fig.update_layout(height=380, showlegend=False, margin={"l": 10, "r": 10, "t": 60, "b": 10},
+                             plot_bgcolor="white")

@@ -148,20 +148,21 @@ def test_extracted_visual_tokens_are_computed_once_and_reused_in_later_epochs(tm
 
 
 def test_cached_visual_tokens_give_the_vectors_of_a_direct_forward():
+    """Both patch inputs come from the same CLIP weights and pictures: each must get its own cache entry."""
     from mmsr_kit.data import load_split
     from mmsr_kit.modes import build_model
 
-    cfg = smoke(**{"model.vlp": "tiny-visualbert", "model.vlp_visual": "patch-vit", "data.views": 0})
-    data = load_split(cfg.data)
-    cached = build_model(cfg, data).eval()
-    cfg.model.cache_frozen = False
-    torch.manual_seed(0)
-    direct = build_model(cfg, data).eval()
-    direct.load_state_dict(cached.state_dict())
     items = torch.arange(1, 40)
-    with torch.no_grad():
-        assert torch.allclose(cached.items(items), direct.items(items), atol=1e-5)
-    assert cached.items.encoder_parameters() == []  # tiny models are random: they train at the main learning rate
+    for visual in ("patch-embedding", "patch-vit"):  # in this order: the second must not read the first's tokens
+        cfg = smoke(**{"model.vlp": "tiny-visualbert", "model.vlp_visual": visual, "data.views": 0})
+        data = load_split(cfg.data)
+        cached = build_model(cfg, data).eval()
+        cfg.model.cache_frozen = False
+        direct = build_model(cfg, data).eval()
+        direct.load_state_dict(cached.state_dict())
+        with torch.no_grad():
+            assert torch.allclose(cached.items(items), direct.items(items), atol=1e-5), visual
+        assert cached.items.encoder_parameters() == []  # tiny models are random: they train at the main learning rate
 
 
 def test_mmsr_list_encoders_names_the_vlps_and_visual_inputs(capsys):

@@ -26,7 +26,20 @@ def missing_model(name, kind, cause=None, how=None):
 
 
 def from_pretrained(load, name, kind):
-    """Call `load(name, local_files_only=...)`: local folders and the cache first, the hub only when online."""
+    """Call `load(name, local_files_only=...)`: local folders and the cache first, the hub only when online.
+    Without transformers' per-load progress bar (a notebook building several models shows a column of them)."""
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return _from_pretrained(load, name, kind)
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
+
+
+def _from_pretrained(load, name, kind):
     if Path(name).expanduser().is_dir():
         return load(str(Path(name).expanduser()), local_files_only=True)
     try:

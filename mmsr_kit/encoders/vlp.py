@@ -330,9 +330,11 @@ class VisualFeatures(nn.Module):
     pretrained = True
     cache_noisy_views = True
 
+    settings = ()  # what else shapes the output besides the weights and the picture (part of the cache key)
+
     def __init__(self, name):
         super().__init__()
-        self.name, self.calls = name, 0
+        self.name, self.calls = name, 0  # the name says which input and which extractor: "patch-vit:SOURCE"
 
     def _freeze(self):
         """Subclasses call this once their modules exist."""
@@ -356,7 +358,7 @@ class GridFeatures(VisualFeatures):
     def __init__(self, source, image_size):
         from .vision import VisionEncoder
 
-        super().__init__(source)
+        super().__init__(f"grid:{source}")
         self.encoder = VisionEncoder(source, image_size, train_blocks=0)
         self.image_size, self.width = self.encoder.image_size, self.encoder.width
         self._freeze()
@@ -374,7 +376,7 @@ class CLIPPatchFeatures(VisualFeatures):
         import transformers
         from transformers import AutoImageProcessor, CLIPVisionModel
 
-        super().__init__(source)
+        super().__init__(f"{'patch-vit' if through_blocks else 'patch-embedding'}:{source}")
         verbosity = transformers.logging.get_verbosity()
         transformers.logging.set_verbosity_error()  # a whole CLIP's text tower is "unexpected" here: expected
         try:
@@ -411,7 +413,8 @@ class RegionFeatures(VisualFeatures):
     def __init__(self, source, image_size, regions=49, min_score=0.05):
         import torchvision.models.detection as detection
 
-        super().__init__(source)
+        super().__init__(f"region:{source}")
+        self.settings = (regions, min_score, image_size)
         arch, _, weights = source.partition("@")
         if not arch.startswith("fasterrcnn_") or not hasattr(detection, arch):
             names = [n for n in dir(detection) if n.startswith("fasterrcnn_")]
@@ -484,6 +487,16 @@ VISUAL_INPUTS["patch-embedding"] = VisualInput(lambda source, size: CLIPPatchFea
                                                "CLIP-ViT patch embeddings, without its transformer blocks")
 VISUAL_INPUTS["patch-vit"] = VisualInput(lambda source, size: CLIPPatchFeatures(source, True),
                                          "CLIP-ViT output tokens, after all its transformer blocks")
+
+
+def vlp_paradigm(name):
+    """The paradigm of a registered VLP, hub id or folder, from its config alone (no weights loaded)."""
+    from transformers import AutoConfig
+
+    spec = vlp_spec(name)
+    source = spec.source() if callable(spec.source) else spec.source
+    model_type = from_pretrained(AutoConfig.from_pretrained, source, "vision-language model").model_type
+    return FAMILIES[model_type][1] if model_type in FAMILIES else None
 
 
 def visual_extractor(vlp_name, visual, extractor="default", image_size=224):
