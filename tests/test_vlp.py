@@ -129,22 +129,34 @@ def test_every_vlp_and_visual_input_trains_an_epoch_at_the_smoke_preset_with_sas
     assert 0 <= run.metrics["test"]["ndcg@10"] <= run.metrics["test"]["hr@10"] <= 1
 
 
-def test_extracted_visual_tokens_are_computed_once_and_reused_in_later_epochs(tmp_path, monkeypatch):
+@pytest.mark.parametrize("visual, kind, views", [("grid", "GridFeatures", 2), ("region", "RegionFeatures", 0)])
+def test_extracted_visual_tokens_are_computed_once_and_reused_in_later_epochs(tmp_path, monkeypatch, visual, kind, views):
     from mmsr_kit import items, train
     from mmsr_kit.encoders import vlp
 
     monkeypatch.setenv("MMSR_CACHE", str(tmp_path))  # no stored features from earlier runs
     monkeypatch.setattr(items, "FROZEN_MEMO", collections.OrderedDict())
     calls, per_epoch = [], []
-    features = vlp.GridFeatures.features
-    monkeypatch.setattr(vlp.GridFeatures, "features", lambda self, pictures: calls.append(len(pictures)) or
-                        features(self, pictures))
+    cls = getattr(vlp, kind)
+    features = cls.features
+    monkeypatch.setattr(cls, "features", lambda self, pictures: calls.append(len(pictures)) or features(self, pictures))
     train_epoch = train.train_epoch
     monkeypatch.setattr(train, "train_epoch", lambda *a, **k: (train_epoch(*a, **k), per_epoch.append(sum(calls)))[0])
-    fit(smoke(**{"model.vlp": "tiny-visualbert", "model.vlp_visual": "grid", "data.views": 2, "train.epochs": 2}),
+    fit(smoke(**{"model.vlp": "tiny-visualbert", "model.vlp_visual": visual, "data.views": views, "train.epochs": 2}),
         results=False, progress=False)
-    assert per_epoch == [301 * 3, 301 * 3]  # every item (and the padding row) and view once, in the first epoch; nothing in the second
-    assert sum(calls) == 301 * 3  # evaluation reads the same cache
+    once = 301 * (views + 1)  # every item (and the padding row) and view
+    assert per_epoch == [once, once]  # all in the first epoch, nothing in the second
+    assert sum(calls) == once  # evaluation reads the same cache
+
+
+def test_pictures_are_resized_to_what_the_model_takes(smoke_config):
+    from mmsr_kit.data import load_split
+    from mmsr_kit.modes import build_model
+
+    cfg = smoke(**{"model.vlp": "tiny-clip", "data.image_size": 24})  # the tiny CLIP takes 32 px, nothing else
+    model = build_model(cfg, load_split(cfg.data))
+    assert model.items.content.images.shape[-2:] == (32, 32)
+    assert model.items(torch.arange(1, 5)).shape == (4, cfg.model.hidden)
 
 
 def test_cached_visual_tokens_give_the_vectors_of_a_direct_forward():

@@ -445,9 +445,11 @@ class RegionFeatures(VisualFeatures):
         self._freeze()
 
     def features(self, pictures, chunk=32):
-        if len(pictures) > chunk:  # a few pictures at a time: every proposal's pooled map is 50 KB
-            parts = [self.features(pictures[s : s + chunk]) for s in range(0, len(pictures), chunk)]
-            return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        """A few pictures at a time: each proposal's pooled map takes 50 KB."""
+        parts = [self._detect(pictures[s : s + chunk]) for s in range(0, len(pictures), chunk)]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    def _detect(self, pictures):
         d = self.detector
         images, _ = d.transform(list(pictures.float() / 255))
         maps = d.backbone(images.tensors)
