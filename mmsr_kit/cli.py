@@ -2,6 +2,7 @@
 
     mmsr list [what]                       registered names, one per line under a heading
     mmsr train --preset NAME [--config FILE] [--set key=value ...] [--out DIR] [--results FILE]
+    mmsr train --resume RUN_DIR            continue a run written with --out from its latest checkpoint
 
 `mmsr train` prints the run's metrics as one JSON object on its last line of stdout.
 """
@@ -52,11 +53,22 @@ def cmd_list(args):
 
 
 def cmd_train(args):
-    from .config import make_config, parse_sets
+    from pathlib import Path
+
+    from .config import from_yaml, make_config, parse_sets
     from .train import fit
 
-    cfg = make_config(args.preset, file=args.config, overrides=parse_sets(args.set))
-    run = fit(cfg, out_dir=args.out, results=False if args.no_log else args.results, progress=not args.quiet)
+    if args.resume:
+        if args.set or args.config or args.out:
+            raise ConfigError("--resume RUN_DIR continues that run with its own config.yaml and output folder: "
+                              "it takes no --set, --config or --out")
+        if not (Path(args.resume) / "config.yaml").is_file():
+            raise ConfigError(f"--resume {args.resume}: no config.yaml there (not a run folder written by --out)")
+        cfg, out = from_yaml(Path(args.resume) / "config.yaml"), args.resume
+    else:
+        cfg, out = make_config(args.preset, file=args.config, overrides=parse_sets(args.set)), args.out
+    run = fit(cfg, out_dir=out, results=False if args.no_log else args.results, progress=not args.quiet,
+              resume=bool(args.resume))
     if run.main_process:
         print(json.dumps(run.metrics))
 
@@ -94,7 +106,9 @@ def build_parser():
     p.add_argument("--preset", default="workshop", help="smoke (seconds), workshop (minutes on a CPU), paper (GPU)")
     p.add_argument("--config", help="a YAML file of overrides (e.g. a run's config.yaml)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one key, e.g. train.epochs=5")
-    p.add_argument("--out", help="write config.yaml, metrics.json, history.json and model.safetensors here")
+    p.add_argument("--out", help="write config.yaml, checkpoints, metrics.json, history.json and model.safetensors here")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run that was written with --out from its latest "
+                   "checkpoint (after a crash or a kill)")
     p.add_argument("--results", help="the results log to append to (default: results/results.jsonl)")
     p.add_argument("--no-log", action="store_true", help="do not append to the results log")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -122,6 +136,10 @@ def main(argv=None):
         if os.environ.get("MMSR_DEBUG"):
             raise
         parser.exit(2, f"mmsr: error: {error}\n")
+    except FloatingPointError as error:  # a diverged run: the step and the last good checkpoint, no traceback
+        if os.environ.get("MMSR_DEBUG"):
+            raise
+        parser.exit(1, f"mmsr: error: {error}\n")
     return 0
 
 

@@ -70,6 +70,8 @@ class TrainConfig:
     final_lr_ratio: float = 0.1  # learning rate at the last epoch, relative to the start
     eval_every: int = 1  # validate every N epochs
     patience: typing.Optional[int] = None  # stop after N validations without improvement; None: never
+    checkpoint_steps: typing.Optional[int] = None  # with an output folder: a checkpoint every N steps too (one per epoch always)
+    grad_clip: typing.Optional[float] = None  # clip the gradient norm to this; None: no clipping (the norm is logged per epoch)
     metric: str = "ndcg@10"  # validation metric that picks the best checkpoint
     seed: int = 0  # seeds model init, shuffling and negative sampling
     num_workers: int = 0  # data-loading worker processes
@@ -287,6 +289,10 @@ def validate(cfg):
         section, name = key.split(".")
         if getattr(getattr(cfg, section), name) < 1:
             raise ConfigError(f"{key} must be at least 1")
+    if cfg.train.checkpoint_steps is not None and cfg.train.checkpoint_steps < 1:
+        raise ConfigError("train.checkpoint_steps must be at least 1 (or none)")
+    if cfg.train.grad_clip is not None and cfg.train.grad_clip <= 0:
+        raise ConfigError("train.grad_clip must be positive (or none)")
     if cfg.data.views < 0:
         raise ConfigError("data.views must be at least 0")
     return cfg

@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 
 from .config import Config
 from .data import SplitData, load_split
-from .data.batches import TrainWindows
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_states
+from .data.batches import EpochBatches, TrainWindows
 from .device import make_accelerator, peak_memory_mb
 from .evaluate import full_ranking_metrics, parse_metric
 from .modes import build_model
@@ -86,21 +87,59 @@ def compile_parts(model, **options):
     return model
 
 
-def train_epoch(model, loader, optimizer, scheduler, accelerator):
-    """One pass over the training windows; returns (mean loss, sequences seen by this process)."""
+def new_totals(device):
+    """Running sums of an epoch (kept on the device: no host sync inside the step)."""
+    zero = lambda: torch.zeros((), device=device)  # noqa: E731
+    return {"loss": zero(), "grad_norm": zero(), "bad_step": torch.full((), -1, device=device), "seen": 0, "steps": 0}
+
+
+def train_epoch(model, loader, optimizer, scheduler, accelerator, clip=None, first_step=0, skip=0, totals=None,
+                restore=None, after_step=None):
+    """One pass over the training windows; returns the epoch's running sums (`new_totals`).
+
+    Resuming inside an epoch: `skip` batches are already done (the loader yields them again, nothing runs), `totals`
+    are the sums so far, `restore` the random states to set just before the first step that runs (after the loader
+    has started: starting it draws a seed). `after_step(step, totals)` runs after each step (checkpoints).
+    `first_step`: the global step number before this epoch, for naming a step whose loss was not finite."""
     model.train()
-    loss_sum = torch.zeros((), device=accelerator.device)
-    seen = 0
-    for batch in loader:  # inputs, targets, negatives, and their distinct items (see TrainWindows.collate)
+    t = totals or new_totals(accelerator.device)
+    clip = float(clip) if clip else math.inf  # the norm is measured either way
+    for step, batch in enumerate(loader, start=1):  # inputs, targets, negatives, their distinct items
+        if step <= skip:
+            continue
+        if restore is not None:
+            set_rng_states(restore)
+            restore = None
         with accelerator.autocast():
             loss = model(*batch)
         accelerator.backward(loss)
+        norm = accelerator.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        loss_sum += loss.detach()  # summed on the device: no host sync inside the step
-        seen += len(batch[0])
-    return float(accelerator.reduce(loss_sum, "mean")) / max(1, len(loader)), seen
+        loss = loss.detach()
+        bad = (t["bad_step"] < 0) & ~torch.isfinite(loss)
+        t["bad_step"] = torch.where(bad, torch.full_like(t["bad_step"], first_step + step), t["bad_step"])
+        t["loss"] += loss
+        t["grad_norm"] += norm.detach().float() if torch.is_tensor(norm) else norm
+        t["seen"] += len(batch[0])
+        t["steps"] += 1
+        if after_step is not None:
+            after_step(step, t)
+    return t
+
+
+class TrainingDiverged(FloatingPointError):
+    """The training loss became NaN or infinite: the CLI prints the message (step, last good checkpoint)."""
+
+
+def check_finite(t, epoch, run_dir):
+    step = int(t["bad_step"])
+    if step >= 0:
+        latest = latest_checkpoint(run_dir) if run_dir else None
+        where = f"the last good checkpoint is {latest}" if latest else "no checkpoint was written (no --out)"
+        raise TrainingDiverged(f"the training loss became non-finite at step {step} (epoch {epoch}); {where}. "
+                               "Lower train.lr or set train.grad_clip")
 
 
 def evaluate(model, data, cfg, which, accelerator=None):
@@ -108,9 +147,11 @@ def evaluate(model, data, cfg, which, accelerator=None):
     return full_ranking_metrics(model, evalset, data.n_items, cfg.eval.ks, cfg.eval.batch_size, accelerator)
 
 
-def fit(cfg: Config, out_dir=None, results=None, progress=True):
-    """Train and evaluate `cfg`; write `out_dir` (config.yaml, metrics.json, history.json, model.safetensors)
-    and append a line to the results log `results` (a path; False to skip). Returns a Run."""
+def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
+    """Train and evaluate `cfg`; write `out_dir` (config.yaml at the start; checkpoints during training; then
+    metrics.json, history.json, model.safetensors) and append a line to the results log `results` (a path; False to
+    skip). `resume`: continue from `out_dir`'s latest checkpoint, to the very metrics an uninterrupted run gives.
+    Returns a Run."""
     t_start = time.perf_counter()
     accelerator = make_accelerator(cfg.train)
     set_seed(cfg.train.seed)
@@ -118,30 +159,82 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True):
     model = build_model(cfg, data)
     if cfg.train.compile:
         compile_parts(model)
+    if out_dir and accelerator.is_main_process:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        cfg.save(Path(out_dir) / "config.yaml")
     history = []
     kind, k = parse_metric(cfg.train.metric, cfg.eval.ks)
     train_time, sequences_seen, best_epoch = 0.0, 0, 0
 
     if getattr(model, "trainable", True):
         windows = TrainWindows(data)
-        loader = DataLoader(windows, batch_size=cfg.train.batch_size, shuffle=True,
-                            collate_fn=functools.partial(windows.collate, distinct=True),
+        batches = EpochBatches(len(windows), cfg.train.batch_size, cfg.train.seed)
+        loader = DataLoader(windows, batch_sampler=batches,
+                            collate_fn=functools.partial(windows.collate_keys, distinct=True),
                             num_workers=cfg.train.num_workers, pin_memory=accelerator.device.type == "cuda",
                             persistent_workers=cfg.train.num_workers > 0)
         optimizer = torch.optim.AdamW(param_groups(model, cfg.train))
         model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.train, len(loader)))
-        best_score, best_state, stale = -1.0, None, 0
-        bar = tqdm(range(1, cfg.train.epochs + 1), desc=f"{cfg.model.mode}/{cfg.model.sequence}", unit="epoch",
-                   disable=not (progress and accelerator.is_main_process))
+        steps = len(loader)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.train, steps))
+        best_score, best_state, stale, stopped = -1.0, None, 0, False
+        start_epoch, skip, totals, restore = 1, 0, None, None
+        if resume:
+            path = latest_checkpoint(out_dir)
+            if path is None:
+                log.warning("%s has no checkpoint yet: training from the start", out_dir)
+            else:
+                weights, best_state, optimizer_state, restore, state = load_checkpoint(path, accelerator.device)
+                accelerator.unwrap_model(model).load_state_dict(weights)
+                optimizer.load_state_dict(optimizer_state)
+                scheduler.load_state_dict(state["scheduler"])
+                history, best_score, best_epoch, stale, stopped = (state[key] for key in (
+                    "history", "best_score", "best_epoch", "stale", "stopped"))
+                train_time, sequences_seen = state["train_time"], state["sequences_seen"]
+                start_epoch, skip = (state["epoch"] + 1, 0) if state["step"] == steps else (state["epoch"], state["step"])
+                if skip:
+                    totals = new_totals(accelerator.device)
+                    totals.update({key: state["totals"][key] for key in ("seen", "steps")})
+                    for key in ("loss", "grad_norm"):
+                        totals[key] += state["totals"][key]
+                log.info("resuming %s from %s: epoch %d, after step %d of %d", out_dir, path.name, state["epoch"],
+                         state["step"], steps)
+
+        def checkpoint(epoch, step, t):
+            if not out_dir:
+                return
+            if accelerator.is_main_process:
+                state = {"epoch": epoch, "step": step, "scheduler": scheduler.state_dict(), "history": history,
+                         "best_score": best_score, "best_epoch": best_epoch, "stale": stale, "stopped": stopped,
+                         "train_time": train_time + (time.perf_counter() - t0), "sequences_seen": sequences_seen,
+                         "totals": {"loss": float(t["loss"]), "grad_norm": float(t["grad_norm"]), "seen": t["seen"],
+                                    "steps": t["steps"]}}
+                save_checkpoint(out_dir, (epoch - 1) * steps + step, accelerator.unwrap_model(model).state_dict(),
+                                best_state, optimizer, state)
+            accelerator.wait_for_everyone()
+
+        def after_step(step, t):
+            if cfg.train.checkpoint_steps and step % cfg.train.checkpoint_steps == 0 and step < steps:
+                check_finite(t, epoch, out_dir)  # never a checkpoint of weights a non-finite loss has touched
+                checkpoint(epoch, step, t)
+
+        bar = tqdm(range(start_epoch, cfg.train.epochs + 1), desc=f"{cfg.model.mode}/{cfg.model.sequence}",
+                   unit="epoch", disable=not (progress and accelerator.is_main_process))
         for epoch in bar:
+            if stopped:
+                break
+            loader.set_epoch(epoch)  # Accelerate's loader sets its sampler's epoch to its own count at each pass
+            batches.set_epoch(epoch)  # (and not through the per-process shards of a multi-process run)
             t0 = time.perf_counter()
-            mean_loss, seen = train_epoch(model, loader, optimizer, scheduler, accelerator)
+            t = train_epoch(model, loader, optimizer, scheduler, accelerator, cfg.train.grad_clip, (epoch - 1) * steps,
+                            skip, totals, restore, after_step)
+            skip, totals, restore = 0, None, None
             train_time += time.perf_counter() - t0
-            sequences_seen += seen
-            if not math.isfinite(mean_loss):
-                raise FloatingPointError(f"the training loss became {mean_loss} in epoch {epoch}; lower train.lr")
-            row = {"epoch": epoch, "loss": mean_loss, "lr": scheduler.get_last_lr()[-1]}
+            check_finite(t, epoch, out_dir)
+            sequences_seen += t["seen"]
+            mean_loss = float(accelerator.reduce(t["loss"], "mean")) / max(1, t["steps"])
+            grad_norm = float(accelerator.reduce(t["grad_norm"], "mean")) / max(1, t["steps"])
+            row = {"epoch": epoch, "loss": mean_loss, "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[-1]}
             if epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs:
                 valid = evaluate(accelerator.unwrap_model(model), data, cfg, "valid", accelerator)
                 row.update({f"valid_{m}": v for m, v in valid.items() if m != "n"})
@@ -155,7 +248,9 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True):
             history.append(row)
             if cfg.train.patience is not None and stale >= cfg.train.patience:
                 log.info("early stop at epoch %d: no better %s@%d for %d validations", epoch, kind, k, stale)
-                break
+                stopped = True
+            t0 = time.perf_counter()  # the epoch's time is counted already
+            checkpoint(epoch, steps, t)
         model = accelerator.unwrap_model(model)
         model.load_state_dict(best_state)
 
