@@ -129,6 +129,12 @@ def train_epoch(model, loader, optimizer, scheduler, accelerator, clip=None, fir
     return t
 
 
+def weight_sums(model, accelerator):
+    """The sum of every weight, in float64, from each process (one value per process)."""
+    total = sum((p.detach().double().sum() for p in model.parameters()), torch.zeros((), dtype=torch.float64))
+    return [float(x) for x in accelerator.gather(total.to(accelerator.device).reshape(1))]
+
+
 class TrainingDiverged(FloatingPointError):
     """The training loss became NaN or infinite: the CLI prints the message (step, last good checkpoint)."""
 
@@ -254,6 +260,11 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
         model = accelerator.unwrap_model(model)
         model.load_state_dict(best_state)
 
+    sums = weight_sums(model, accelerator)
+    if len(set(sums)) > 1:  # gradients are averaged every step, so the processes' weights must agree exactly
+        raise RuntimeError(f"the {accelerator.num_processes} processes hold different weights (sums {sums}): "
+                           "they did not train in sync")
+
     metrics = {split: evaluate(model, data, cfg, split, accelerator) for split in ("valid", "test", "cold")}
     metrics.update({
         "best_epoch": best_epoch,
@@ -264,6 +275,7 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
         "peak_memory_mb": peak_memory_mb(accelerator.device),
         "device": accelerator.device.type,
         "processes": accelerator.num_processes,
+        "weight_sums": sums,  # one per process, equal: the processes trained in sync
         "data": data.stats,
     })
     run = Run(cfg, metrics, history, model, data, Path(out_dir) if out_dir else None, accelerator.is_main_process)
