@@ -224,7 +224,10 @@ def make_config(preset="workshop", file=None, overrides=None):
     cfg = Config(preset=preset)
     layers = [flatten(PRESETS[preset])]
     if file is not None:
-        loaded = yaml.safe_load(Path(file).read_text()) or {}
+        try:
+            loaded = yaml.safe_load(Path(file).read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{file} is not valid YAML: {' '.join(str(error).split())}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{file}: expected a mapping of config sections, got {type(loaded).__name__}")
         layers.append(flatten(loaded))
@@ -289,6 +292,8 @@ def validate(cfg):
         section, name = key.split(".")
         if getattr(getattr(cfg, section), name) < 1:
             raise ConfigError(f"{key} must be at least 1")
+    if cfg.train.lr <= 0 or cfg.train.encoder_lr < 0:
+        raise ConfigError("train.lr must be positive and train.encoder_lr at least 0 (0: the encoders stay as loaded)")
     if cfg.train.checkpoint_steps is not None and cfg.train.checkpoint_steps < 1:
         raise ConfigError("train.checkpoint_steps must be at least 1 (or none)")
     if cfg.train.grad_clip is not None and cfg.train.grad_clip <= 0:

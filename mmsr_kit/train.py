@@ -276,7 +276,7 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
         "device": accelerator.device.type,
         "processes": accelerator.num_processes,
         "weight_sums": sums,  # one per process, equal: the processes trained in sync
-        "data": data.stats,
+        "data": {**data.stats, **data.dataset.notes},  # with what was counted after the split (pictures)
     })
     run = Run(cfg, metrics, history, model, data, Path(out_dir) if out_dir else None, accelerator.is_main_process)
     if accelerator.is_main_process:

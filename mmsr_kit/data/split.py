@@ -88,7 +88,9 @@ class SplitData:
         dropped_users = int(len(sizes) - len(keep))
         frame = frame[frame["user"].isin(keep)]
         if frame.empty:
-            raise ValueError(
+            from ..registry import ConfigError
+
+            raise ConfigError(
                 f"{dataset.name}: no user has {min_interactions} or more interactions; "
                 "lower data.min_interactions or check the interaction table"
             )

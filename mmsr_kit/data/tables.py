@@ -8,6 +8,8 @@ import datasets
 import pandas as pd
 import pyarrow as pa
 
+from ..registry import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -31,13 +33,13 @@ class RecDataset:
     def __post_init__(self):
         missing = {"item_id", "text"} - set(self.items.column_names)
         if missing:
-            raise ValueError(f"{self.name}: item table lacks column(s) {sorted(missing)}")
+            raise ConfigError(f"{self.name}: item table lacks column(s) {sorted(missing)}")
         missing = {"user_id", "item_id", "timestamp"} - set(self.interactions.columns)
         if missing:
-            raise ValueError(f"{self.name}: interaction table lacks column(s) {sorted(missing)}")
+            raise ConfigError(f"{self.name}: interaction table lacks column(s) {sorted(missing)}")
         ids = pd.Series(self.items["item_id"])
         if ids.duplicated().any():
-            raise ValueError(f"{self.name}: item table repeats item ids, e.g. {ids[ids.duplicated()].iloc[0]!r}")
+            raise ConfigError(f"{self.name}: item table repeats item ids, e.g. {ids[ids.duplicated()].iloc[0]!r}")
         empty = sum(1 for t in self.items["text"] if not str(t).strip())
         if empty:
             log.warning("%s: %d item(s) have an empty text", self.name, empty)

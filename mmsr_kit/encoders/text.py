@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Union
 
+import logging
+
 import torch
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
 
@@ -27,6 +29,7 @@ class TextSpec:
     pretrained: bool = True  # False: random init, so it trains at the main learning rate, not train.encoder_lr
 
 
+log = logging.getLogger(__name__)
 TEXT_ENCODERS = Registry("text encoder")
 
 
@@ -90,6 +93,11 @@ class TextEncoder(TopBlocks):
         if getattr(self.model, "pooler", None) is not None:
             self.model.pooler = None  # unused: pooling is ours (CLS state or mean)
         self.width = self.model.config.hidden_size
+        positions = getattr(self.model.config, "max_position_embeddings", None)
+        if positions is not None and max_tokens > positions:  # more tokens than the model has positions for
+            log.info("text encoder %s reads at most %d tokens: model.text_len=%d is cut to %d", name, positions,
+                     max_tokens, positions)
+            self.max_tokens = positions
         self.blocks, self.heads = encoder_blocks(self.model), []
         if pooling == "auto":  # a class token means something only after attention blocks
             self.pooling = "cls" if self.blocks else "mean"
