@@ -49,8 +49,9 @@ def rank_counts(scores, targets, cap=None):
     return greater.long(), equal.long()
 
 
-def metrics_from_ranks(greater, equal, ks):
-    """Sums over cases of expected HR@k and NDCG@k under random tie-breaking: {"hr@10": sum, ...}."""
+def metrics_from_ranks(greater, equal, ks, reduce=True):
+    """Sums over cases of expected HR@k and NDCG@k under random tie-breaking: {"hr@10": sum, ...}; with
+    reduce=False each case's value, (B,) per metric."""
     greater = greater.double()
     slots = equal.double() + 1  # ranks the target may take: greater .. greater + equal
     sums = {}
@@ -60,9 +61,9 @@ def metrics_from_ranks(greater, equal, ks):
                                 device=greater.device).cumsum(0)
         first = greater.clamp(max=k)
         last = (greater + slots).clamp(max=k)  # one past the last rank inside the top k
-        sums[f"hr@{k}"] = ((last - first) / slots).sum()
-        sums[f"ndcg@{k}"] = ((discount[last.long()] - discount[first.long()]) / slots).sum()
-    return sums
+        sums[f"hr@{k}"] = (last - first) / slots
+        sums[f"ndcg@{k}"] = (discount[last.long()] - discount[first.long()]) / slots
+    return {key: value.sum() for key, value in sums.items()} if reduce else sums
 
 
 def scores_into(users, vectors, out=None):
@@ -158,8 +159,10 @@ def model_device(model):
 
 
 @torch.no_grad()
-def full_ranking_metrics(model, evalset, n_items, ks=(10, 20, 50), batch_size=256, accelerator=None, probe=True):
-    """Mean HR@k and NDCG@k over the cases of `evalset`, plus "n" (the number of cases).
+def full_ranking_metrics(model, evalset, n_items, ks=(10, 20, 50), batch_size=256, accelerator=None, probe=True,
+                         groups=None):
+    """Mean HR@k and NDCG@k over the cases of `evalset`, plus "n" (the number of cases). `groups`: (names, each
+    case's group index (n,)) adds "groups": {name: {"n", metrics}} from the same pass (e.g. popularity buckets).
 
     Cases are scored `batch_size` at a time, so no full users x items matrix is ever held; with `probe` (from
     20k items) a sample of the items settles first the cases whose target ranks below every cut-off (`Probe`).
@@ -176,6 +179,9 @@ def full_ranking_metrics(model, evalset, n_items, ks=(10, 20, 50), batch_size=25
     sums = {f"{m}@{k}": torch.zeros((), dtype=torch.float64, device=device) for k in ks for m in METRICS}
     buffer = torch.empty(min(batch_size, len(evalset)), len(item_vectors), device=device)
     sampler = Probe(candidates, max(ks)) if probe else None
+    if groups is not None:
+        names, of_case = groups
+        group_sums = {key: torch.zeros(len(names), dtype=torch.float64, device=device) for key in sums}
     for start in range(bounds[rank], bounds[rank + 1], batch_size):
         stop = min(start + batch_size, bounds[rank + 1])
         inputs = torch.as_tensor(evalset.inputs[start:stop], device=device)
@@ -183,10 +189,19 @@ def full_ranking_metrics(model, evalset, n_items, ks=(10, 20, 50), batch_size=25
         targets = torch.as_tensor(evalset.targets[start:stop], device=device)
         rows, items = (torch.as_tensor(x, device=device) for x in evalset.masked(start, stop))
         greater, equal = rank_batch(users, candidates, targets, rows, items, max(ks), buffer, sampler)
-        for key, value in metrics_from_ranks(greater, equal, ks).items():
-            sums[key] += value
+        for key, value in metrics_from_ranks(greater, equal, ks, reduce=False).items():
+            sums[key] += value.sum()
+            if groups is not None:
+                group_sums[key].index_add_(0, torch.as_tensor(of_case[start:stop], device=device), value)
     if world > 1:
         sums = {k: accelerator.reduce(v, "sum") for k, v in sums.items()}
+        if groups is not None:
+            group_sums = {k: accelerator.reduce(v, "sum") for k, v in group_sums.items()}
     model.train(was_training)
     n = len(evalset)
-    return {"n": n, **({k: float(v / n) for k, v in sums.items()} if n else {})}
+    out = {"n": n, **({k: float(v / n) for k, v in sums.items()} if n else {})}
+    if groups is not None:
+        counts = np.bincount(np.asarray(of_case, dtype=np.int64), minlength=len(names))
+        out["groups"] = {name: {"n": int(c), **({k: float(v[g] / c) for k, v in group_sums.items()} if c else {})}
+                         for g, (name, c) in enumerate(zip(names, counts))}
+    return out

@@ -20,6 +20,7 @@ from .config import Config
 from .data import SplitData, load_split
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_states
 from .data.batches import EpochBatches, TrainWindows
+from .data.split import popularity_groups
 from .device import make_accelerator, peak_memory_mb
 from .evaluate import full_ranking_metrics, parse_metric
 from .modes import build_model
@@ -148,9 +149,13 @@ def check_finite(t, epoch, run_dir):
                                "Lower train.lr or set train.grad_clip")
 
 
-def evaluate(model, data, cfg, which, accelerator=None):
+def evaluate(model, data, cfg, which, accelerator=None, by_popularity=False):
+    """Metrics of split `which`; with `by_popularity` also "groups": the same per popularity bucket of the target
+    (training occurrences 0, 1-4, 5-9, 10-49, 50+)."""
     evalset = {"valid": data.valid, "test": data.test, "cold": data.cold_test}[which]
-    return full_ranking_metrics(model, evalset, data.n_items, cfg.eval.ks, cfg.eval.batch_size, accelerator)
+    groups = popularity_groups(data.train_counts, evalset) if by_popularity else None
+    return full_ranking_metrics(model, evalset, data.n_items, cfg.eval.ks, cfg.eval.batch_size, accelerator,
+                                groups=groups)
 
 
 def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
@@ -265,8 +270,10 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
         raise RuntimeError(f"the {accelerator.num_processes} processes hold different weights (sums {sums}): "
                            "they did not train in sync")
 
-    metrics = {split: evaluate(model, data, cfg, split, accelerator) for split in ("valid", "test", "cold")}
+    metrics = {split: evaluate(model, data, cfg, split, accelerator, by_popularity=split == "test")
+               for split in ("valid", "test", "cold")}
     metrics.update({
+        "popularity": metrics["test"].pop("groups"),  # test metrics per popularity bucket of the target
         "best_epoch": best_epoch,
         "epochs_run": len(history),
         "wall_time_s": time.perf_counter() - t_start,

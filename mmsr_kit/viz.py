@@ -148,3 +148,15 @@ def vlp_paradigms():
     fig.update_yaxes(range=[0, 1], visible=False)
     return fig.update_layout(height=380, showlegend=False, margin={"l": 10, "r": 10, "t": 60, "b": 10},
                              plot_bgcolor="white")
+
+
+def popularity_bars(metrics, metric="hr@10"):
+    """`metric` on the test set per popularity bucket of the target (training occurrences), one bar group per
+    run; `metrics` is {run name: Run.metrics} (their "popularity" entry). Bucket sizes in the axis labels."""
+    fig = go.Figure()
+    first = next(iter(metrics.values()))["popularity"]
+    labels = [f"{bucket}<br>({group['n']} cases)" for bucket, group in first.items()]
+    for name, m in metrics.items():
+        fig.add_bar(name=name, x=labels, y=[g.get(metric, 0.0) for g in m["popularity"].values()])
+    return fig.update_layout(barmode="group", title=f"{metric.upper()} by the target's training occurrences (test)",
+                             xaxis_title="training occurrences of the target item", yaxis_title=metric)

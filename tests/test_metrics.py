@@ -170,3 +170,44 @@ def test_the_probe_settles_only_what_the_full_pass_would():
     greater, _ = rank_counts(masked_scores(users, vectors, rows, items), targets)
     assert not settled[greater < 50].any()
     assert settled[greater >= 600].float().mean() > 0.5
+
+
+def test_metrics_by_popularity_bucket_equal_each_bucket_evaluated_alone(smoke_config):
+    from mmsr_kit.data import load_split
+    from mmsr_kit.data.split import POPULARITY_BUCKETS, popularity_groups
+    from mmsr_kit.evaluate import full_ranking_metrics
+    from mmsr_kit.modes import build_model
+
+    cfg = smoke_config()
+    data = load_split(cfg.data)
+    model = build_model(cfg, data)
+    names, of_case = popularity_groups(data.train_counts, data.test)
+    assert names == [name for name, _, _ in POPULARITY_BUCKETS] and (of_case >= 0).all()
+    counts = data.train_counts[data.test.targets]
+    assert ((counts[of_case == 0] == 0).all() and (counts[of_case == 2] >= 5).all() and (counts[of_case == 2] <= 9).all()
+            and (counts[of_case == 4] >= 50).all())
+    whole = full_ranking_metrics(model, data.test, data.n_items, (10, 50), 64, groups=(names, of_case))
+    assert sum(g["n"] for g in whole["groups"].values()) == whole["n"] == len(data.test)
+    for g, name in enumerate(names):
+        alone = full_ranking_metrics(model, data.test.subset(of_case == g), data.n_items, (10, 50), 64)
+        assert whole["groups"][name]["n"] == alone["n"]
+        for key in ("hr@10", "ndcg@10", "hr@50", "ndcg@50"):
+            if alone["n"]:
+                assert whole["groups"][name][key] == pytest.approx(alone[key], abs=1e-12), (name, key)
+    for key in ("hr@10", "ndcg@50"):  # the buckets' case-weighted mean is the whole
+        total = sum(g["n"] * g[key] for g in whole["groups"].values() if g["n"])
+        assert total / whole["n"] == pytest.approx(whole[key], abs=1e-12)
+    assert sum(g["n"] > 0 for g in whole["groups"].values()) >= 3  # several buckets are populated
+
+
+def test_an_evalset_subset_keeps_each_case_with_its_own_history(smoke_config):
+    from mmsr_kit.data import load_split
+
+    data = load_split(smoke_config().data)
+    rows = [5, 0, 17]
+    sub = data.test.subset(rows)
+    assert len(sub) == 3 and (sub.targets == data.test.targets[rows]).all() and (sub.inputs == data.test.inputs[rows]).all()
+    for i, r in enumerate(rows):
+        mine = sub.mask_items[sub.mask_offsets[i] : sub.mask_offsets[i + 1]]
+        theirs = data.test.mask_items[data.test.mask_offsets[r] : data.test.mask_offsets[r + 1]]
+        assert (mine == theirs).all()

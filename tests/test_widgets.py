@@ -33,3 +33,14 @@ def test_mask_ratio_slider_follows_the_vision_encoder():
     assert slider.disabled and slider.value == 0.0  # the knob means nothing for a CNN
     vision.value = "tiny-mae"
     assert not slider.disabled
+
+
+def test_popularity_bars_show_every_bucket_per_run(smoke_config):
+    from mmsr_kit import fit, viz
+
+    run = fit(smoke_config(train__epochs=1), results=False, progress=False)
+    fig = viz.popularity_bars({"IDSR": run.metrics, "again": run.metrics})
+    assert [bar.name for bar in fig.data] == ["IDSR", "again"]
+    assert len(fig.data[0].x) == 5 and "(" in fig.data[0].x[0]
+    assert list(fig.data[0].y) == [g.get("hr@10", 0.0) for g in run.metrics["popularity"].values()]
+    assert sum(g["n"] for g in run.metrics["popularity"].values()) == run.metrics["test"]["n"]

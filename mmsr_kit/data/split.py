@@ -59,6 +59,27 @@ class EvalSet:
         return rows, self.mask_items[lo:hi]
 
 
+    def subset(self, rows):
+        """The cases `rows` (indices or a boolean mask) as an EvalSet of their own."""
+        rows = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows, dtype=np.int64)
+        masks = [self.mask_items[self.mask_offsets[r] : self.mask_offsets[r + 1]] for r in rows]
+        offsets, flat = csr(masks)
+        return EvalSet(self.inputs[rows], self.targets[rows], self.users[rows], offsets, flat)
+
+
+# Popularity buckets by a target's training occurrences (beyond the paper's cold / not cold): (name, low, high)
+POPULARITY_BUCKETS = (("0", 0, 0), ("1-4", 1, 4), ("5-9", 5, 9), ("10-49", 10, 49), ("50+", 50, None))
+
+
+def popularity_groups(train_counts, evalset, buckets=POPULARITY_BUCKETS):
+    """(bucket names, each case's bucket index): for `full_ranking_metrics(..., groups=...)`."""
+    counts = train_counts[evalset.targets]
+    of_case = np.full(len(counts), -1, dtype=np.int64)
+    for g, (_, low, high) in enumerate(buckets):
+        of_case[(counts >= low) & ((counts <= high) if high is not None else True)] = g
+    return [name for name, _, _ in buckets], of_case
+
+
 def eval_set(prefixes, targets, users, max_len):
     histories = [np.unique(p[p != t]) for p, t in zip(prefixes, targets)]
     offsets, flat = csr(histories)
