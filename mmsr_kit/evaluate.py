@@ -66,6 +66,15 @@ def metrics_from_ranks(greater, equal, ks, reduce=True):
     return {key: value.sum() for key, value in sums.items()} if reduce else sums
 
 
+def chance_metrics(evalset, n_items, ks=(10, 20, 50)):
+    """Expected metrics of a model that knows nothing (every item scores the same): per case, the target among the
+    items not masked, at a uniformly random rank. The floor for the new-item test."""
+    candidates = n_items - np.diff(evalset.mask_offsets)  # the target and every unmasked item, (n,)
+    equal = torch.as_tensor(candidates - 1, dtype=torch.int64)
+    sums = metrics_from_ranks(torch.zeros_like(equal), equal, ks)
+    return {key: float(value) / max(1, len(evalset)) for key, value in sums.items()}
+
+
 def scores_into(users, vectors, out=None):
     """users (B, D) @ vectors (M, D).T in fp32, into `out[:B]` when given (also inside autocast)."""
     with torch.autocast(users.device.type, enabled=False):

@@ -75,7 +75,7 @@ def _cached_split(fields):
     cfg = type("DataCfg", (), dict(fields))
     dataset = load_dataset(cfg)
     return SplitData(dataset, max_len=cfg.max_len, min_interactions=cfg.min_interactions,
-                     cold_threshold=cfg.cold_threshold)
+                     cold_threshold=cfg.cold_threshold, new_items=cfg.new_items, new_seed=cfg.world_seed)
 
 
 def load_split(cfg):

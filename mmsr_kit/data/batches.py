@@ -14,19 +14,24 @@ from torch.utils.data import Dataset, Sampler
 from ..model import distinct_items
 
 
-def sample_negatives(history, shape, n_items, generator=None, max_rounds=100):
-    """Uniform item indices in 1..n_items, none in the row's history.
+def sample_negatives(history, shape, n_items, generator=None, max_rounds=100, pool=None):
+    """Uniform item indices in 1..n_items (or from `pool`, a 1-d tensor of allowed items), none in the row's history.
 
     history: (B, H) sorted item indices per row, padded with values > n_items.
     shape: (B, L). Rejection sampling, vectorised: redraw only the collisions.
     """
-    negatives = torch.randint(1, n_items + 1, shape, generator=generator)
+    def draw(size):
+        if pool is None:
+            return torch.randint(1, n_items + 1, size, generator=generator)
+        return pool[torch.randint(0, len(pool), size, generator=generator)]
+
+    negatives = draw(shape)
     for _ in range(max_rounds):
         pos = torch.searchsorted(history, negatives).clamp(max=history.shape[1] - 1)  # (B, L)
         hit = history.gather(1, pos) == negatives
         if not hit.any():
             return negatives
-        negatives[hit] = torch.randint(1, n_items + 1, (int(hit.sum()),), generator=generator)
+        negatives[hit] = draw((int(hit.sum()),))
     raise RuntimeError("could not draw negatives outside the history: a user has interacted with almost every item")
 
 
@@ -86,7 +91,9 @@ class TrainWindows(Dataset):
         padded = np.full((len(histories), width), self.data.n_items + 1, dtype=np.int64)
         for r, h in enumerate(histories):
             padded[r, : len(h)] = h
-        negatives = sample_negatives(torch.as_tensor(padded), targets.shape, self.data.n_items, generator)
+        pool = self.data.negative_pool  # new items (held out of training) are never negatives either
+        negatives = sample_negatives(torch.as_tensor(padded), targets.shape, self.data.n_items, generator,
+                                     pool=None if pool is None else torch.as_tensor(pool))
         negatives = negatives * (targets > 0)
         if distinct:
             return inputs, targets, negatives, distinct_items(torch.stack([inputs, targets, negatives]))

@@ -9,6 +9,12 @@ least `min_interactions` interactions), in time order:
   than `cold_threshold` occurrences in all training parts), the sequence cut right after
   it, the cold item being the target (the paper's Table 1 "#cold" counts these cases).
 Evaluation masks the input's items (its history) except the target itself.
+
+New items (beyond the paper; `new_items`: a share > 0, or item ids): that share of the items, drawn at random, is
+taken out of every sequence before all of the above, so training never sees them, not even
+as negatives. The new-item test: per user, the last occurrence of a new item with at least
+one other item before it; input = the other items before it, target = the new item. An ID
+table holds nothing learned for such items; only content models can place them.
 """
 import logging
 from dataclasses import dataclass
@@ -59,6 +65,16 @@ class EvalSet:
         return rows, self.mask_items[lo:hi]
 
 
+    def with_masked(self, items):
+        """The same cases, each also masking `items` (1-d item indices), except a case's own target."""
+        items = np.unique(np.asarray(items, dtype=np.int64))
+        masks = []
+        for r, target in enumerate(self.targets):
+            own = self.mask_items[self.mask_offsets[r] : self.mask_offsets[r + 1]]
+            masks.append(np.union1d(own, items[items != target]))
+        offsets, flat = csr(masks)
+        return EvalSet(self.inputs, self.targets, self.users, offsets, flat)
+
     def subset(self, rows):
         """The cases `rows` (indices or a boolean mask) as an EvalSet of their own."""
         rows = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows, dtype=np.int64)
@@ -89,7 +105,7 @@ def eval_set(prefixes, targets, users, max_len):
 class SplitData:
     """A RecDataset split for training and leave-one-out evaluation (see the module docstring)."""
 
-    def __init__(self, dataset, max_len=20, min_interactions=5, cold_threshold=10):
+    def __init__(self, dataset, max_len=20, min_interactions=5, cold_threshold=10, new_items=0.0, new_seed=0):
         self.dataset = dataset
         self.max_len = max_len
         self.item_ids = list(dataset.items["item_id"])
@@ -104,6 +120,20 @@ class SplitData:
         frame = pd.DataFrame({"user": inter["user_id"].to_numpy(), "item": index, "t": inter["timestamp"].to_numpy()})
         frame = frame[frame["item"] > 0]
         frame = frame.sort_values(["user", "t"], kind="stable")
+        self.new = np.zeros(self.n_items + 1, dtype=bool)  # (N+1,) by item index: held out of training entirely
+        if isinstance(new_items, (int, float)):  # a share, drawn at random
+            if new_items > 0:
+                rng = np.random.default_rng(new_seed)
+                self.new[1 + rng.choice(self.n_items, size=max(1, round(new_items * self.n_items)), replace=False)] = True
+        else:  # item ids
+            where = pd.Index(self.item_ids).get_indexer(list(new_items))
+            if (where < 0).any():
+                from ..registry import ConfigError
+
+                raise ConfigError(f"new items not in the item table: {list(np.asarray(list(new_items))[where < 0][:3])}")
+            self.new[where + 1] = True
+        new_cases = self._new_item_cases(frame)
+        frame = frame[~self.new[frame["item"].to_numpy()]]
         sizes = frame.groupby("user", sort=False).size()
         keep = sizes[sizes >= min_interactions].index
         dropped_users = int(len(sizes) - len(keep))
@@ -121,6 +151,13 @@ class SplitData:
         bounds = np.sort(starts)
         self.sequences = np.split(frame["item"].to_numpy().astype(np.int64), bounds[1:])
         self._build(cold_threshold)
+        row_of = {u: r for r, u in enumerate(self.user_ids)}  # users dropped by the size filter have no case
+        new_cases = [(row_of[u], prefix, target) for u, prefix, target in new_cases if u in row_of]
+        self.new_test = eval_set([p for _, p, _ in new_cases], [t for _, _, t in new_cases],
+                                 [u for u, _, _ in new_cases], max_len)
+        self.negative_pool = np.flatnonzero(~self.new[1:]) + 1 if self.new.any() else None  # None: every item
+        # the same cases ranked among the new items only: which new item, not whether new beats trained
+        self.new_among_new = self.new_test.with_masked(self.negative_pool if self.new.any() else [])
         self.stats = {
             "users": len(self.sequences),
             "items": self.n_items,
@@ -131,8 +168,25 @@ class SplitData:
             "train_windows": len(self.train_windows),
             "dropped_users": dropped_users,
             "dropped_unknown_items": unknown,
+            "new_items": int(self.new.sum()),
+            "new_cases": len(self.new_test),
             **dataset.notes,
         }
+
+    def _new_item_cases(self, frame):
+        """[(user id, input items, new target)]: each user's last new item with another item before it."""
+        if not self.new.any():
+            return []
+        cases = []
+        for user, items in frame.groupby("user", sort=False)["item"]:
+            items = items.to_numpy()
+            is_new = self.new[items]
+            for p in np.flatnonzero(is_new)[::-1]:
+                before = items[:p][~is_new[:p]]
+                if len(before):
+                    cases.append((user, before.astype(np.int64), int(items[p])))
+                    break
+        return cases
 
     def _build(self, cold_threshold):
         L = self.max_len
