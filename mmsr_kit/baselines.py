@@ -138,6 +138,8 @@ class CodeEmbedding(nn.Module):
     """Item -> sum of its codes' embeddings: one table of `codes` vectors per code book. The item's index is
     used for nothing but looking its codes up, so items with equal codes get equal vectors."""
 
+    per_item_buffers = ("item_codes",)  # learned per dataset: never transferred (mmsr_kit.transfer)
+
     def __init__(self, item_codes, codes, hidden):
         super().__init__()
         books = item_codes.shape[1]

@@ -3,6 +3,7 @@
     mmsr list [what]                       registered names, one per line under a heading
     mmsr train --preset NAME [--config FILE] [--set key=value ...] [--out DIR] [--results FILE]
     mmsr train --resume RUN_DIR            continue a run written with --out from its latest checkpoint
+    mmsr train ... --init-from RUN_DIR     start from a finished run's weights (transfer; ID tables never)
 
 `mmsr train` prints the run's metrics as one JSON object on its last line of stdout.
 """
@@ -59,14 +60,17 @@ def cmd_train(args):
     from .train import fit
 
     if args.resume:
-        if args.set or args.config or args.out:
+        if args.set or args.config or args.out or args.init_from:
             raise ConfigError("--resume RUN_DIR continues that run with its own config.yaml and output folder: "
-                              "it takes no --set, --config or --out")
+                              "it takes no --set, --config, --out or --init-from")
         if not (Path(args.resume) / "config.yaml").is_file():
             raise ConfigError(f"--resume {args.resume}: no config.yaml there (not a run folder written by --out)")
         cfg, out = from_yaml(Path(args.resume) / "config.yaml"), args.resume
     else:
-        cfg, out = make_config(args.preset, file=args.config, overrides=parse_sets(args.set)), args.out
+        sets = parse_sets(args.set)
+        if args.init_from:
+            sets["train.init_from"] = args.init_from
+        cfg, out = make_config(args.preset, file=args.config, overrides=sets), args.out
     run = fit(cfg, out_dir=out, results=False if args.no_log else args.results, progress=not args.quiet,
               resume=bool(args.resume))
     if run.main_process:
@@ -109,6 +113,8 @@ def build_parser():
     p.add_argument("--out", help="write config.yaml, checkpoints, metrics.json, history.json and model.safetensors here")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run that was written with --out from its latest "
                    "checkpoint (after a crash or a kill)")
+    p.add_argument("--init-from", metavar="RUN_DIR", help="start from that finished run's weights (transfer): "
+                   "encoders, fusion and sequence model; ID tables never (train.init_parts picks parts)")
     p.add_argument("--results", help="the results log to append to (default: results/results.jsonl)")
     p.add_argument("--no-log", action="store_true", help="do not append to the results log")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

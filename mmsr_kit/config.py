@@ -27,6 +27,7 @@ class DataConfig:
     min_interactions: int = 5  # users with fewer interactions are dropped (the paper's 5)
     max_len: int = 20  # longest input sequence a model sees; longer histories train as several windows
     cold_threshold: int = 10  # items with fewer training occurrences are cold (the paper's 10)
+    new_items: float = 0.0  # share of items held out of training entirely, for the new-item test (metrics "new")
     views: int = 16  # synthetic world: fresh titles and pictures per item, one drawn per encode in training; 0: none
 
 
@@ -74,6 +75,8 @@ class TrainConfig:
     grad_clip: typing.Optional[float] = None  # clip the gradient norm to this; None: no clipping (the norm is logged per epoch)
     metric: str = "ndcg@10"  # validation metric that picks the best checkpoint
     seed: int = 0  # seeds model init, shuffling and negative sampling
+    init_from: typing.Optional[str] = None  # a run folder (mmsr train --out) whose weights start this run: transfer
+    init_parts: str = "all"  # what init_from loads: all, or some of text,vision,vlp,fusion,sequence (ID tables never)
     num_workers: int = 0  # data-loading worker processes
     device: str = "auto"  # auto (CUDA if present), cpu or cuda
     bf16: bool = True  # bf16 autocast on CUDA (never on CPU)
@@ -300,4 +303,11 @@ def validate(cfg):
         raise ConfigError("train.grad_clip must be positive (or none)")
     if cfg.data.views < 0:
         raise ConfigError("data.views must be at least 0")
+    if not 0 <= cfg.data.new_items < 1:
+        raise ConfigError("data.new_items must be in [0, 1) (a share of the items)")
+    if cfg.train.init_from is not None:
+        from .transfer import check_source, parse_parts
+
+        parse_parts(cfg.train.init_parts)
+        check_source(cfg.train.init_from)
     return cfg

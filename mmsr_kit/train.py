@@ -25,6 +25,7 @@ from .device import make_accelerator, peak_memory_mb
 from .evaluate import full_ranking_metrics, parse_metric
 from .modes import build_model
 from .results import append_result
+from .transfer import id_keys, init_from
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,8 @@ def check_finite(t, epoch, run_dir):
 def evaluate(model, data, cfg, which, accelerator=None, by_popularity=False):
     """Metrics of split `which`; with `by_popularity` also "groups": the same per popularity bucket of the target
     (training occurrences 0, 1-4, 5-9, 10-49, 50+)."""
-    evalset = {"valid": data.valid, "test": data.test, "cold": data.cold_test}[which]
+    evalset = {"valid": data.valid, "test": data.test, "cold": data.cold_test, "new": data.new_test,
+               "new_among_new": data.new_among_new}[which]
     groups = popularity_groups(data.train_counts, evalset) if by_popularity else None
     return full_ranking_metrics(model, evalset, data.n_items, cfg.eval.ks, cfg.eval.batch_size, accelerator,
                                 groups=groups)
@@ -168,6 +170,9 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
     set_seed(cfg.train.seed)
     data = load_split(cfg.data)
     model = build_model(cfg, data)
+    transferred = None
+    if cfg.train.init_from and not resume:  # a resumed run has its own weights in its checkpoint
+        transferred = init_from(model, cfg.train.init_from, cfg.train.init_parts, cfg.model)
     if cfg.train.compile:
         compile_parts(model)
     if out_dir and accelerator.is_main_process:
@@ -285,6 +290,10 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
         "weight_sums": sums,  # one per process, equal: the processes trained in sync
         "data": {**data.stats, **data.dataset.notes},  # with what was counted after the split (pictures)
     })
+    if len(data.new_test):  # new items ranked among all items, and among the new items only
+        metrics.update({which: evaluate(model, data, cfg, which, accelerator) for which in ("new", "new_among_new")})
+    if transferred is not None:
+        metrics["init_from"] = {**transferred.summary(), "by_part": transferred.by_part(id_keys(model))}
     run = Run(cfg, metrics, history, model, data, Path(out_dir) if out_dir else None, accelerator.is_main_process)
     if accelerator.is_main_process:
         if out_dir:
