@@ -77,7 +77,7 @@ class FDSA(Recommender):
 def fdsa(cfg, data):
     """FDSA: item-ID and text-feature self-attention streams, concatenated; scored against ID embeddings."""
     features = content_encoder(cfg, data, use_text=True, use_vision=False)
-    items = IDAndFeatures(IDEmbedding(data.n_items, cfg.model.hidden), features)
+    items = IDAndFeatures(IDEmbedding(data.n_items, cfg.model.hidden, data.new), features)
     seq = TwoStreams(build_sequence(cfg.model, data.max_len), build_sequence(cfg.model, data.max_len), cfg.model.hidden)
     return FDSA(items, seq, cfg.model.encode_every_occurrence)
 
@@ -114,7 +114,7 @@ class CrossAttendContent(nn.Module):
 def carca(cfg, data):
     """CARCA++: ID embeddings cross-attending to the item's text and picture features."""
     content = content_encoder(cfg, data, use_text=True, use_vision=True, fusion=False, project=False)
-    items = CrossAttendContent(IDEmbedding(data.n_items, cfg.model.hidden), content, cfg.model.hidden,
+    items = CrossAttendContent(IDEmbedding(data.n_items, cfg.model.hidden, data.new), content, cfg.model.hidden,
                                dropout=cfg.model.dropout)
     return Recommender(items, build_sequence(cfg.model, data.max_len), cfg.model.encode_every_occurrence)
 

@@ -16,12 +16,14 @@ def distinct_items(ids):
 class IDEmbedding(nn.Module):
     """IDSR's item encoder: a learned vector per item index (row 0 is padding)."""
 
-    def __init__(self, n_items, hidden):
+    def __init__(self, n_items, hidden, unseen=None):
         super().__init__()
         self.table = nn.Embedding(n_items + 1, hidden, padding_idx=0)
         nn.init.normal_(self.table.weight, std=hidden**-0.5)  # unit-norm vectors on average
         with torch.no_grad():
             self.table.weight[0].zero_()
+            if unseen is not None:  # (N+1,) bool: items training never shows (new items) have no learned vector:
+                self.table.weight[torch.as_tensor(unseen)] = 0  # zero, so they tie (chance), not a random draw's luck
 
     def forward(self, items):  # (U,) -> (U, D)
         return self.table(items)

@@ -53,7 +53,7 @@ def content_model(cfg, data, use_text, use_vision):
 @MODES.register("idsr")
 def idsr(cfg, data):
     """ID-based sequential recommendation: an item embedding table."""
-    return Recommender(IDEmbedding(data.n_items, cfg.model.hidden), build_sequence(cfg.model, data.max_len))
+    return Recommender(IDEmbedding(data.n_items, cfg.model.hidden, data.new), build_sequence(cfg.model, data.max_len))
 
 
 @MODES.register("mostpop")

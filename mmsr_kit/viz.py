@@ -1,5 +1,6 @@
 """Plotly figures for the notebooks; each function returns a figure so tests can inspect its data."""
 import numpy as np
+import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -152,11 +153,33 @@ def vlp_paradigms():
 
 def popularity_bars(metrics, metric="hr@10"):
     """`metric` on the test set per popularity bucket of the target (training occurrences), one bar group per
-    run; `metrics` is {run name: Run.metrics} (their "popularity" entry). Bucket sizes in the axis labels."""
+    run; `metrics` is {run name: Run.metrics} (their "popularity" entry), or a DataFrame of runs x buckets
+    (`compare.popularity_table`). Bucket sizes in the axis labels."""
+    if isinstance(metrics, dict):
+        first = next(iter(metrics.values()))["popularity"]
+        table = pd.DataFrame({name: {b: g.get(metric, 0.0) for b, g in m["popularity"].items()}
+                              for name, m in metrics.items()}).T
+        table.attrs["cases"] = {bucket: group["n"] for bucket, group in first.items()}
+    else:
+        table = metrics
     fig = go.Figure()
-    first = next(iter(metrics.values()))["popularity"]
-    labels = [f"{bucket}<br>({group['n']} cases)" for bucket, group in first.items()]
-    for name, m in metrics.items():
-        fig.add_bar(name=name, x=labels, y=[g.get(metric, 0.0) for g in m["popularity"].values()])
+    labels = [f"{bucket}<br>({table.attrs['cases'][bucket]} cases)" for bucket in table.columns]
+    for name, row in table.iterrows():
+        fig.add_bar(name=name, x=labels, y=row.fillna(0.0).tolist())
     return fig.update_layout(barmode="group", title=f"{metric.upper()} by the target's training occurrences (test)",
                              xaxis_title="training occurrences of the target item", yaxis_title=metric)
+
+
+def chance_bars(groups, chance, metric="hr@10", title=None):
+    """Bars of `metric` per model, one group per ranking (`groups`: {name: Series model -> value}), each with its
+    chance level (`chance`: {name: value}) as a dashed line over its bars."""
+    fig = go.Figure()
+    for g, (name, values) in enumerate(groups.items()):
+        fig.add_bar(name=name, x=[f"{model}<br>{name}" for model in values.index], y=values.tolist(),
+                    marker_color=px.colors.qualitative.Plotly[g % 10])
+        fig.add_scatter(x=[f"{model}<br>{name}" for model in values.index], y=[chance[name]] * len(values),
+                        mode="lines", line={"dash": "dash", "color": "black"}, name=f"chance, {name}")
+    return fig.update_layout(title=title or f"{metric.upper()} and chance", yaxis_title=metric)
+
+
+GROUP_COLOURS = {"popular": "#4c78a8", "cold": "#f58518"}  # Fig. 4's two groups; cold drawn last, on top
