@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .baselines import NEEDS_PICTURES
-from .config import make_config
+from .config import from_yaml, make_config
 from .registry import ConfigError
 from .results import append_result, read_results
 
@@ -32,10 +32,12 @@ TABLE5 = {  # the paper's columns: label -> config overrides
 METRICS = ("hr@10", "hr@20", "hr@50", "ndcg@10", "ndcg@20", "ndcg@50")
 
 
-def compare(preset="workshop", overrides=None, seeds=(0, 1, 2), models=None, results=None, tag=None, progress=False):
+def compare(preset="workshop", overrides=None, seeds=(0, 1, 2), models=None, results=None, tag=None, progress=False,
+            on_run=None):
     """Train every configuration of `models` (label -> overrides; default: TABLE5) with each seed; append each run
     to the results log (with its label, seed and this comparison's `tag`); return `table_from_log(tag)`.
-    Configurations that need pictures are skipped, with the reason logged, on a dataset without them."""
+    Configurations that need pictures are skipped, with the reason logged, on a dataset without them.
+    `on_run(label, seed, run)` is called after each run (e.g. to keep histories)."""
     from .data import load_split
     from .train import fit
 
@@ -55,7 +57,63 @@ def compare(preset="workshop", overrides=None, seeds=(0, 1, 2), models=None, res
             run = fit(cfg, results=False, progress=progress)
             append_result(cfg, run.metrics, path=results, extra={"compare": {"tag": tag, "label": label, "seed": seed}})
             log.info("%s seed %d: test hr@10 %.4f", label, seed, run.metrics["test"]["hr@10"])
+            if on_run is not None:
+                on_run(label, seed, run)
     return table_from_log(tag, results)
+
+
+ARROW = " → "  # transfer labels: "source → target"
+
+
+def transfer_study(preset, sources, targets, work_dir, mode="mmsr", overrides=None, seeds=(0,), results=None, tag=None,
+                   progress=False):
+    """Tables 9-10 and Fig. 3: pretrain `mode` on each source (label -> data overrides; once, with the first seed,
+    written to `work_dir`; a finished run there with the same config is reused), then train on each target (label
+    -> data overrides) from every source and from scratch, and IDSR from scratch and from an IDSR model of the
+    first source (only its sequence model can carry over). Every run is logged under `tag` with the label
+    "SOURCE → TARGET" ("scratch", "IDSR scratch", "IDSR SOURCE"), the source runs under "TAG/pretrain". Returns (the table from the log, {label:
+    validation history of the first seed})."""
+    from pathlib import Path
+
+    from .train import fit
+
+    tag = tag or time.strftime("transfer-%Y%m%d-%H%M%S")
+    base = {**(overrides or {}), "train.seed": seeds[0]}
+    first = next(iter(sources))
+    pretrained = {}
+    for name, data in [(f"{s}", sources[s]) for s in sources] + [(f"IDSR {first}", sources[first])]:
+        folder = Path(work_dir) / name.replace(" ", "-")
+        own = {**base, **data, "model.mode": "idsr" if name.startswith("IDSR") else mode}
+        cfg = make_config(preset, overrides=own)
+        if not (folder / "model.safetensors").is_file() or from_yaml(folder / "config.yaml").hash() != cfg.hash():
+            run = fit(cfg, out_dir=folder, results=False, progress=progress)  # (a finished equal run is reused)
+            append_result(cfg, run.metrics, path=results, extra={"compare": {"tag": f"{tag}/pretrain", "label": name,
+                                                                             "seed": seeds[0]}})
+        pretrained[name] = folder
+    models = {}
+    for target, data in targets.items():
+        for name, folder in pretrained.items():
+            models[f"{name}{ARROW}{target}"] = {**data, "model.mode": "idsr" if name.startswith("IDSR") else mode,
+                                                 "train.init_from": str(folder)}
+        models[f"scratch{ARROW}{target}"] = {**data, "model.mode": mode}
+        models[f"IDSR scratch{ARROW}{target}"] = {**data, "model.mode": "idsr"}
+    histories = {}
+
+    def keep(label, seed, run):
+        if seed == seeds[0]:
+            histories[label] = run.history
+
+    table = compare(preset, overrides, seeds, models, results=results, tag=tag, progress=progress, on_run=keep)
+    return table, histories
+
+
+def transfer_pivot(table, metric="hr@10"):
+    """The transfer rows of a `transfer_study` table as sources x targets (mean over seeds)."""
+    means = table.xs("mean", axis=1, level=1)[metric]
+    rows = [label.split(ARROW) for label in means.index if ARROW in label]
+    frame = pd.DataFrame([(s, t, means[f"{s}{ARROW}{t}"]) for s, t in rows], columns=["from", "target", metric])
+    order = list(dict.fromkeys(frame["from"]))
+    return frame.pivot(index="from", columns="target", values=metric).loc[order, list(dict.fromkeys(frame["target"]))]
 
 
 def table_from_log(tag, path=None, split="test"):
@@ -74,13 +132,31 @@ def table_from_log(tag, path=None, split="test"):
     return table
 
 
+def popularity_table(tag, path=None, metric="hr@10"):
+    """Test `metric` per popularity bucket of the target (mean over seeds) for the comparison `tag`: rows are
+    labels, columns the buckets (0, 1-4, 5-9, 10-49, 50+); attrs["cases"]: test cases per bucket."""
+    from .data.split import POPULARITY_BUCKETS
+
+    frame = read_results(path)
+    runs = frame[frame["compare.tag"] == tag] if "compare.tag" in frame else frame.iloc[:0]
+    if runs.empty:
+        raise ConfigError(f"no comparison {tag!r} in the results log")
+    buckets = [name for name, _, _ in POPULARITY_BUCKETS]
+    labels = list(dict.fromkeys(runs["compare.label"]))
+    column = lambda b: runs.get(f"metrics.popularity.{b}.{metric}", pd.Series(np.nan, index=runs.index))  # noqa: E731
+    table = pd.DataFrame({b: column(b).groupby(runs["compare.label"]).mean() for b in buckets}).loc[labels]
+    table.attrs["cases"] = {b: int(runs[f"metrics.popularity.{b}.n"].iloc[0]) for b in buckets}
+    table.attrs["metric"] = metric
+    return table
+
+
 def improvement(table, model="MMSR"):
     """Relative improvement (%) of `model` over the best other row, per metric (mean over seeds)."""
     means = table.xs("mean", axis=1, level=1)
     if model not in means.index or len(means) < 2:
         return pd.Series(dtype=float)
-    others = means.drop(index=model)
-    return 100 * (means.loc[model] / others.max() - 1)
+    best = means.drop(index=model).max()
+    return 100 * (means.loc[model] / best.where(best > 0) - 1)  # NaN where every other row scores 0
 
 
 def render(table, model="MMSR"):
@@ -98,5 +174,5 @@ def render(table, model="MMSR"):
     out = pd.DataFrame(cells).loc[means.index]
     gain = improvement(table, model)
     if len(gain):
-        out.loc[f"{model} vs best other"] = [f"{g:+.2f}%" for g in gain[out.columns]]
+        out.loc[f"{model} vs best other"] = ["n/a" if np.isnan(g) else f"{g:+.2f}%" for g in gain[out.columns]]
     return out

@@ -3,11 +3,13 @@ results log alone."""
 import json
 import logging
 
+import numpy as np
 import pytest
 
 from mmsr_kit import read_results
 from mmsr_kit.cli import main
-from mmsr_kit.compare import compare, improvement, render, table_from_log
+from mmsr_kit.compare import (compare, improvement, popularity_table, render, table_from_log, transfer_pivot,
+                              transfer_study)
 from mmsr_kit.registry import ConfigError
 
 FAST = {"train.epochs": 1, "model.text_encoder": "bow", "model.vision_encoder": "tiny-cnn"}
@@ -79,3 +81,43 @@ def test_table5_morec_differs_from_mmsr_under_every_preset():
         morec = make_config(preset, overrides=TABLE5["MoRec++"])
         mmsr = make_config(preset, overrides=TABLE5["MMSR"])
         assert morec.model.fusion == "sum" and mmsr.model.fusion != "sum"
+
+
+def test_popularity_table_is_the_runs_per_bucket_metrics(tmp_path):
+    log = tmp_path / "results.jsonl"
+    seen = {}
+    compare("smoke", FAST, seeds=(0, 1), models=MODELS, results=log, tag="p",
+            on_run=lambda label, seed, run: seen.setdefault(label, []).append(run.metrics["popularity"]))
+    table = popularity_table("p", log, metric="ndcg@10")
+    assert list(table.index) == ["SASRec", "MMSR"] and list(table.columns) == ["0", "1-4", "5-9", "10-49", "50+"]
+    for label, runs in seen.items():
+        for bucket in table.columns:
+            values = [r[bucket].get("ndcg@10") for r in runs]
+            if values[0] is None:  # a bucket without test cases has no metric
+                assert np.isnan(table.loc[label, bucket])
+            else:
+                assert table.loc[label, bucket] == pytest.approx(np.mean(values))
+    assert table.attrs["cases"] == {b: seen["MMSR"][0][b]["n"] for b in table.columns}
+
+
+def test_transfer_study_runs_every_start_logs_it_and_reuses_finished_sources(tmp_path):
+    log, work = tmp_path / "results.jsonl", tmp_path / "work"
+    sources = {"shop-100": {"data.n_users": 100}, "shop-200": {"data.n_users": 200}}
+    targets = {"video-100": {"data.domain": "video", "data.world_seed": 1, "data.n_users": 100}}
+    table, curves = transfer_study("smoke", sources, targets, work, overrides=FAST, results=log, tag="tr")
+    starts = ["shop-100", "shop-200", "IDSR shop-100", "scratch", "IDSR scratch"]
+    assert list(table.index) == [f"{s} → video-100" for s in starts] and set(curves) == set(table.index)
+    runs = read_results(log)
+    assert list(runs.loc[runs["compare.tag"] == "tr/pretrain", "compare.label"]) == ["shop-100", "shop-200",
+                                                                                     "IDSR shop-100"]
+    fine_tuned = runs[runs["compare.label"] == "shop-200 → video-100"].iloc[0]
+    assert fine_tuned["metrics.init_from.source"] == str(work / "shop-200")
+    assert fine_tuned["config.data.domain"] == "video" and fine_tuned["config.model.mode"] == "mmsr"
+    idsr = runs[runs["compare.label"] == "IDSR shop-100 → video-100"].iloc[0]
+    assert idsr["metrics.init_from.skipped"] == 1  # its item table stayed behind
+    pivot = transfer_pivot(table, "hr@10")
+    assert list(pivot.index) == starts and list(pivot.columns) == ["video-100"]
+    assert pivot.loc["scratch", "video-100"] == table.loc["scratch → video-100", ("hr@10", "mean")]
+    transfer_study("smoke", sources, targets, work, overrides=FAST, results=log, tag="again")
+    again = read_results(log)
+    assert "again/pretrain" not in set(again["compare.tag"])  # the finished sources were reused
