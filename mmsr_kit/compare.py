@@ -71,8 +71,8 @@ def transfer_study(preset, sources, targets, work_dir, mode="mmsr", overrides=No
     written to `work_dir`; a finished run there with the same config is reused), then train on each target (label
     -> data overrides) from every source and from scratch, and IDSR from scratch and from an IDSR model of the
     first source (only its sequence model can carry over). Every run is logged under `tag` with the label
-    "SOURCE → TARGET" ("scratch", "IDSR scratch", "IDSR SOURCE"), the source runs under "TAG/pretrain". Returns (the table from the log, {label:
-    validation history of the first seed})."""
+    "SOURCE → TARGET" ("scratch", "IDSR scratch", "IDSR SOURCE"), the source runs under "TAG/pretrain".
+    Returns (the table from the log, {label: validation history of the first seed})."""
     from pathlib import Path
 
     from .train import fit

@@ -2,9 +2,33 @@
 import os
 from pathlib import Path
 
+import torch
 import torch.nn as nn
 
 from ..registry import ConfigError
+
+
+def set_pixel_statistics(module, mean, std):
+    """A model's per-channel picture mean and std as (1, 3, 1, 1) buffers `mean` and `std` of `module`."""
+    module.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+    module.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+
+def normalise_pictures(pictures, module):
+    """uint8 pictures (U, 3, S, S) -> floats standardised by `module`'s `set_pixel_statistics`."""
+    return (pictures.float() / 255 - module.mean) / module.std
+
+
+def train_top(encoder, mode=True):
+    """`nn.Module.train` for an encoder that trains only `encoder.trainable_modules()` (when `train_blocks` is set):
+    the frozen parts stay in eval mode (no dropout, fixed batch-norm statistics)."""
+    nn.Module.train(encoder, mode)
+    if encoder.train_blocks is not None:
+        nn.Module.train(encoder, False)
+        for module in encoder.trainable_modules():
+            module.train(mode)
+        encoder.training = mode  # the encoder itself knows it is training (MAE masking, augmentation)
+    return encoder
 
 
 class ModelNotFound(ConfigError):
@@ -105,10 +129,4 @@ class TopBlocks(nn.Module):
         return list(self.blocks[len(self.blocks) - k :]) + (list(self.heads) if k else [])
 
     def train(self, mode=True):
-        super().train(mode)
-        if self.train_blocks is not None:
-            super().train(False)  # frozen parts: no dropout, fixed batch-norm statistics
-            for module in self.trainable_modules():
-                module.train(mode)
-            self.training = mode  # the encoder itself knows it is training (MAE masking, augmentation)
-        return self
+        return train_top(self, mode)

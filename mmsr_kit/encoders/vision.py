@@ -17,7 +17,8 @@ from safetensors.torch import save_file
 
 from ..paths import cache_dir
 from ..registry import ConfigError, Registry
-from .common import TopBlocks, encoder_blocks, from_pretrained, missing_model
+from .common import (TopBlocks, encoder_blocks, from_pretrained, missing_model, normalise_pictures,
+                     set_pixel_statistics)
 
 
 @dataclass
@@ -203,8 +204,7 @@ class VisionEncoder(TopBlocks):
         self.blocks, self.heads = list(self.model.blocks), []
 
     def _set_statistics(self, mean, std):
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        set_pixel_statistics(self, mean, std)
 
     def _load_mae(self, source):
         from transformers import AutoImageProcessor, ViTMAEModel
@@ -227,7 +227,7 @@ class VisionEncoder(TopBlocks):
         return self.train_blocks is not None and 0 < self.train_blocks <= len(self.blocks) and not self.mask_ratio
 
     def _normalise(self, images):
-        return (images.float() / 255 - self.mean) / self.std  # (U, 3, S, S)
+        return normalise_pictures(images, self)  # (U, 3, S, S)
 
     def _first_trained(self):
         return self.blocks[len(self.blocks) - self.train_blocks]

@@ -23,7 +23,7 @@ import torch.nn as nn
 
 from ..paths import cache_dir
 from ..registry import ConfigError, Registry
-from .common import from_pretrained, missing_model
+from .common import from_pretrained, missing_model, normalise_pictures, set_pixel_statistics, train_top
 
 log = logging.getLogger(__name__)
 
@@ -215,8 +215,7 @@ class VLPEncoder(nn.Module):
                                         "vision-language model")
             vision_config = getattr(config, "vision_config", None) or getattr(config, "image_config", None) or config
             self.image_size = vision_config.image_size  # pictures are resized to this (the model's own input size)
-            self.register_buffer("mean", torch.tensor(processor.image_mean).view(1, 3, 1, 1), persistent=False)
-            self.register_buffer("std", torch.tensor(processor.image_std).view(1, 3, 1, 1), persistent=False)
+            set_pixel_statistics(self, processor.image_mean, processor.image_std)
         self.towers, self.always = self._towers(default)
         if self.family in ("clip", "groupvit"):
             self.width = 2 * config.projection_dim
@@ -273,13 +272,7 @@ class VLPEncoder(nn.Module):
         return out + self.always
 
     def train(self, mode=True):
-        super().train(mode)
-        if self.train_blocks is not None:
-            super().train(False)  # frozen parts: no dropout
-            for module in self.trainable_modules():
-                module.train(mode)
-            self.training = mode
-        return self
+        return train_top(self, mode)
 
     def tokenize(self, texts):
         """Texts -> {"input_ids", "attention_mask"}: (n, max_tokens), padded to a fixed width."""
@@ -288,7 +281,7 @@ class VLPEncoder(nn.Module):
         return {"input_ids": out["input_ids"], "attention_mask": out["attention_mask"]}
 
     def _pixels(self, pictures):
-        return (pictures.float() / 255 - self.mean) / self.std
+        return normalise_pictures(pictures, self)
 
     def forward(self, input_ids, attention_mask, pictures=None, visual=None):
         """(U, T) token ids and mask, and uint8 pictures (U, 3, S, S) or, for VisualBERT, visual tokens
@@ -384,14 +377,13 @@ class CLIPPatchFeatures(VisualFeatures):
         finally:
             transformers.logging.set_verbosity(verbosity)
         processor = from_pretrained(AutoImageProcessor.from_pretrained, source, "image processor of CLIP")
-        self.register_buffer("mean", torch.tensor(processor.image_mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(processor.image_std).view(1, 3, 1, 1), persistent=False)
+        set_pixel_statistics(self, processor.image_mean, processor.image_std)
         self.image_size, self.width = self.model.config.image_size, self.model.config.hidden_size
         self.through_blocks = through_blocks
         self._freeze()
 
     def features(self, pictures):
-        x = (pictures.float() / 255 - self.mean) / self.std
+        x = normalise_pictures(pictures, self)
         if self.through_blocks:
             tokens = self.model(pixel_values=x).last_hidden_state
         else:
