@@ -4,8 +4,11 @@
     mmsr train --preset NAME [--config FILE] [--set key=value ...] [--out DIR] [--results FILE]
     mmsr train --resume RUN_DIR            continue a run written with --out from its latest checkpoint
     mmsr train ... --init-from RUN_DIR     start from a finished run's weights (transfer; ID tables never)
+    mmsr compare --preset NAME [--seeds ...] [--models ...]      Table 5: baselines and MMSR over seeds
+    mmsr sweep --preset NAME --grid KEY=V1,V2 [--modes ...] | --trick NAME     Tables 11-14: a grid of values
 
-`mmsr train` prints the run's metrics as one JSON object on its last line of stdout.
+`mmsr train` prints the run's metrics as one JSON object on its last line of stdout; `compare` and `sweep` print
+their table, then its means as one JSON object on the last line.
 """
 import argparse
 import json
@@ -100,6 +103,34 @@ def cmd_compare(args):
     print(json.dumps({label: row.round(6).to_dict() for label, row in means.iterrows()}))
 
 
+def cmd_sweep(args):
+    from .compare import METRICS, render
+    from .config import parse_sets
+    from .registry import unknown_name_message
+    from .sweep import TRICKS, Trick, pivot, sweep
+
+    if args.metric not in METRICS:
+        raise ConfigError(unknown_name_message("metric", args.metric, METRICS))
+    if not args.grid and not args.trick:
+        raise ConfigError("mmsr sweep needs --grid KEY=V1,V2,... (once per key) or --trick NAME")
+    bad = [g for g in args.grid if "=" not in g]
+    if bad:
+        raise ConfigError(f"--grid expects KEY=V1,V2,..., got {bad[0]!r}")
+    trick = TRICKS[args.trick] if args.trick else Trick({}, [])
+    knobs = {key: [v.strip() for v in values.split(",")] for key, values in parse_sets(args.grid).items()}
+    knobs = knobs or trick.knobs
+    modes = args.modes or trick.modes
+    table = sweep(args.preset, knobs, {**trick.overrides, **parse_sets(args.set)}, args.seeds, modes,
+                  results=args.results, tag=args.tag, progress=not args.quiet)
+    print(f"test metrics, mean ± std over {len(args.seeds)} seeds; ** best, _ second best")
+    print(render(table).to_string())
+    if len(knobs) == 2:  # Table 12: rows the first key's values, columns the second's
+        for mode in modes or [None]:
+            print(f"\n{mode or 'every run'}, test {args.metric} (mean):\n{pivot(table, knobs, args.metric, mode)}")
+    means = table.xs("mean", axis=1, level=1)
+    print(json.dumps({label: row.round(6).to_dict() for label, row in means.iterrows()}))
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="mmsr", description="ID-agnostic multi-modal sequential recommendation kit")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -129,6 +160,20 @@ def build_parser():
     p.add_argument("--from-log", action="store_true", help="no training: the table of --tag from the results log")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_compare)
+    p = sub.add_parser("sweep", help="Tables 11-14: a grid of config values, each point per mode and seed, mean ± std")
+    p.add_argument("--preset", default="workshop")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one key for every point")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="one knob and its values (typed like --set); several: their Cartesian product")
+    p.add_argument("--trick", help="a study of the bag of tricks: fine-tuning, learning rates, text length, mask ratio "
+                   "(its grid, modes and overrides; --grid, --modes and --set replace them)")
+    p.add_argument("--modes", nargs="+", help="train each point once per mode, e.g. mmsr_t mmsr")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--metric", default="hr@10", help="the cells of a two-key grid's pivot")
+    p.add_argument("--results", help="the results log (default: results/results.jsonl)")
+    p.add_argument("--tag", help="name of this sweep in the log (default: sweep-DATE-TIME)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_sweep)
     return parser
 
 

@@ -183,3 +183,27 @@ def chance_bars(groups, chance, metric="hr@10", title=None):
 
 
 GROUP_COLOURS = {"popular": "#4c78a8", "cold": "#f58518"}  # Fig. 4's two groups; cold drawn last, on top
+
+
+def sweep_bars(table, knobs, modes=None, metric="hr@10", title=None):
+    """A sweep (`mmsr_kit.sweep`): mean ± std of `metric` per grid point (x), one bar per mode."""
+    from .sweep import grid, run_label
+
+    points = list(grid(knobs))
+    fig = go.Figure()
+    for mode in modes or [None]:
+        rows = [run_label(mode, p) for p in points]
+        fig.add_bar(name=mode or metric, x=points, y=table[(metric, "mean")].reindex(rows).tolist(),
+                    error_y={"type": "data", "array": table[(metric, "std")].reindex(rows).fillna(0.0).tolist()})
+    return fig.update_layout(barmode="group", title=title or f"{metric.upper()} (test), mean ± std over seeds",
+                             yaxis_title=metric, legend_title="mode")
+
+
+def sweep_heatmap(frame, metric="hr@10", title=None):
+    """A two-key sweep as a heatmap (`mmsr_kit.sweep.pivot`): rows the first key's values, columns the second's."""
+    x, y = [str(c) for c in frame.columns], [str(i) for i in frame.index]
+    fig = go.Figure(go.Heatmap(z=frame.to_numpy(), x=x, y=y, colorscale="Blues", text=frame.round(4).to_numpy(),
+                               texttemplate="%{text}", colorbar={"title": metric}))
+    return fig.update_layout(title=title or f"{metric.upper()} (test, mean over seeds)",
+                             xaxis={"title": frame.columns.name, "type": "category"},
+                             yaxis={"title": frame.index.name, "type": "category", "autorange": "reversed"})

@@ -73,3 +73,37 @@ def mask_ratio_slider(vision_control, value=0.0):
     vision_control.observe(follow, names="value")
     follow()
     return slider
+
+
+def trick_values(trick_control):
+    """Every value of the trick picked in `trick_control` (a dropdown of `sweep.TRICKS`), all selected at first;
+    an option's value is a (config key, value) pair, so a selection is a grid of its own."""
+    from .sweep import TRICKS, knob_name
+
+    select = w.SelectMultiple(description="values", rows=6, style={"description_width": "initial"})
+
+    def follow(_=None):
+        options = [(f"{knob_name(key)}={value}", (key, value))
+                   for key, values in TRICKS[trick_control.value].knobs.items() for value in values]
+        select.options = options
+        select.value = tuple(value for _, value in options)
+
+    trick_control.observe(follow, names="value")
+    follow()
+    return select
+
+
+def trick_panel(preset="workshop", overrides=None, seeds=(0,), results=None, trick="text length"):
+    """Tables 11-14 behind a button: a trick and some of its values, swept with every mode the trick applies to;
+    the panel shows the table. `panel.action(**panel.values())` is the same sweep without the button."""
+    from .sweep import TRICKS, sweep_trick
+
+    def sweep_selected(trick, values):
+        knobs = {}
+        for key, value in values:  # (key, value) pairs -> {key: [values]}, in the trick's order
+            knobs.setdefault(key, []).append(value)
+        return sweep_trick(trick, preset, knobs, overrides, seeds, results)
+
+    choice = dropdown([(f"{name} (Table {t.table})", name) for name, t in TRICKS.items()], trick, "trick")
+    return Panel({"trick": choice, "values": trick_values(choice)}, sweep_selected,
+                 title="The bag of tricks (Tables 11-14)", button="Sweep")
