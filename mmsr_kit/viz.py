@@ -185,6 +185,51 @@ def chance_bars(groups, chance, metric="hr@10", title=None):
 GROUP_COLOURS = {"popular": "#4c78a8", "cold": "#f58518"}  # Fig. 4's two groups; cold drawn last, on top
 
 
+def side_by_side(labels):
+    """One empty map per label in a row (t-SNE axes carry no meaning: no ticks)."""
+    fig = make_subplots(rows=1, cols=len(labels), subplot_titles=list(labels), horizontal_spacing=0.03)
+    return fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
+
+
+def tsne_items(points_by_model, highlight=None, title="Items (t-SNE of item vectors): popular and cold"):
+    """Fig. 4: t-SNE maps of item vectors side by side, {label: (points (N, 2), metadata from
+    `embeddings.item_embeddings`)}, popular and cold items in two colours, each item's title on hover.
+    `highlight`: a row of the metadata to mark with a star in every map."""
+    fig = side_by_side(points_by_model)
+    for col, (points, metadata) in enumerate(points_by_model.values(), start=1):
+        for group, colour in GROUP_COLOURS.items():
+            rows = np.flatnonzero(metadata["group"].to_numpy() == group)
+            fig.add_scatter(x=points[rows, 0], y=points[rows, 1], mode="markers", name=group, legendgroup=group,
+                            showlegend=col == 1, marker={"color": colour, "size": 5, "opacity": 0.75},
+                            text=metadata["title"].iloc[rows].tolist(), customdata=metadata["train_count"].iloc[rows],
+                            hovertemplate="%{text}<br>%{customdata} training occurrences<extra>" + group + "</extra>",
+                            row=1, col=col)
+        if highlight is not None:
+            fig.add_scatter(x=points[[highlight], 0], y=points[[highlight], 1], mode="markers", name="selected",
+                            legendgroup="selected", showlegend=col == 1, text=[metadata["title"].iloc[highlight]],
+                            hovertemplate="%{text}<extra>selected</extra>", row=1, col=col,
+                            marker={"color": "black", "size": 16, "symbol": "star"})
+    return fig.update_layout(title=title, height=460, legend={"itemsizing": "constant"})
+
+
+def tsne_users(points_by_model, title="Users and their items (t-SNE): one colour per user"):
+    """Fig. 5: t-SNE maps side by side, {label: (points (n, 2), metadata from `embeddings.user_embeddings`)}: each
+    user's vector (a large diamond) and the items of their history (dots, titles on hover) in the user's colour."""
+    fig = side_by_side(points_by_model)
+    palette = px.colors.qualitative.Plotly + px.colors.qualitative.Dark24
+    for col, (points, metadata) in enumerate(points_by_model.values(), start=1):
+        for u, user in enumerate(dict.fromkeys(metadata["user"])):
+            for kind, marker in (("item", {"size": 6, "opacity": 0.6}),
+                                 ("user", {"size": 15, "symbol": "diamond", "line": {"width": 1.5, "color": "black"}})):
+                rows = np.flatnonzero((metadata["user"] == user).to_numpy() & (metadata["kind"] == kind).to_numpy())
+                fig.add_scatter(x=points[rows, 0], y=points[rows, 1], mode="markers", name=f"user {user}",
+                                legendgroup=str(user), showlegend=col == 1 and kind == "user",
+                                marker={"color": palette[u % len(palette)], **marker},
+                                text=metadata["title"].iloc[rows].tolist(),
+                                hovertemplate="%{text}<extra>" + f"user {user}" + "</extra>", row=1, col=col)
+    return fig.update_layout(title=title, height=460)
+
+
 def sweep_bars(table, knobs, modes=None, metric="hr@10", title=None):
     """A sweep (`mmsr_kit.sweep`): mean ± std of `metric` per grid point (x), one bar per mode."""
     from .sweep import grid, run_label

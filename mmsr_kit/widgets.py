@@ -75,6 +75,56 @@ def mask_ratio_slider(vision_control, value=0.0):
     return slider
 
 
+def png(picture, size=128):
+    """A PIL picture as PNG bytes, scaled to `size` pixels without smoothing (a 32-pixel picture stays sharp)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    picture.convert("RGB").resize((size, size), Image.NEAREST).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class ItemExplorer:
+    """Pick an item by its title: its picture and details show next to `draw(row)`, a figure with that item marked
+    (e.g. `lambda row: viz.tsne_items(maps, highlight=row)`). `metadata`: `embeddings.item_embeddings`'s; `dataset`:
+    the RecDataset it came from (pictures, when it has them). `show(row)` is what picking does; it returns the figure.
+
+    A click on the map cannot pick the item here: plotly's FigureWidget (which reports clicks) needs the `anywidget`
+    package from plotly 6 on, and the kit does not depend on it."""
+
+    def __init__(self, metadata, dataset, draw, row=0):
+        self.metadata, self.dataset, self.draw = metadata.reset_index(drop=True), dataset, draw
+        options = [(f"{r.title} · {r.group}, {r.train_count} training occurrences", i)
+                   for i, r in enumerate(self.metadata.itertuples())]
+        self.choice = w.Dropdown(options=options, value=row, description="item", layout={"width": "70%"})
+        self.picture = w.Image(format="png", width=128, height=128, layout={"display": None if dataset.has_images
+                                                                             else "none"})
+        self.details = w.HTML(layout={"width": "160px"})
+        self.output = w.Output()
+        self.choice.observe(lambda change: self.show(change["new"]), names="value")
+        self.widget = w.VBox([self.choice, w.HBox([w.VBox([self.picture, self.details]), self.output])])
+        self.figure = self.show(row)
+
+    def show(self, row):
+        import html
+
+        item = self.metadata.iloc[row]
+        if self.dataset.has_images:
+            self.picture.value = png(self.dataset.items[int(item["item"]) - 1]["image"])  # item i: table row i - 1
+        self.details.value = (f"<b>{html.escape(str(item['title']))}</b><br>item {html.escape(str(item['item_id']))}"
+                              f"<br>{item['group']}, {item['train_count']} training occurrences")
+        self.figure = self.draw(row)
+        with self.output:
+            self.output.clear_output(wait=True)
+            display(self.figure)
+        return self.figure
+
+    def _ipython_display_(self):
+        display(self.widget)
+
+
 def trick_values(trick_control):
     """Every value of the trick picked in `trick_control` (a dropdown of `sweep.TRICKS`), all selected at first;
     an option's value is a (config key, value) pair, so a selection is a grid of its own."""
