@@ -81,19 +81,20 @@ def transfer_study(preset, sources, targets, work_dir, mode="mmsr", overrides=No
     base = {**(overrides or {}), "train.seed": seeds[0]}
     first = next(iter(sources))
     pretrained = {}
-    for name, data in [(f"{s}", sources[s]) for s in sources] + [(f"IDSR {first}", sources[first])]:
+    starts = [(s, data, mode) for s, data in sources.items()] + [(f"IDSR {first}", sources[first], "idsr")]
+    for name, data, start_mode in starts:
         folder = Path(work_dir) / name.replace(" ", "-")
-        own = {**base, **data, "model.mode": "idsr" if name.startswith("IDSR") else mode}
+        own = {**base, **data, "model.mode": start_mode}
         cfg = make_config(preset, overrides=own)
         if not (folder / "model.safetensors").is_file() or from_yaml(folder / "config.yaml").hash() != cfg.hash():
             run = fit(cfg, out_dir=folder, results=False, progress=progress)  # (a finished equal run is reused)
             append_result(cfg, run.metrics, path=results, extra={"compare": {"tag": f"{tag}/pretrain", "label": name,
                                                                              "seed": seeds[0]}})
-        pretrained[name] = folder
+        pretrained[name] = folder, start_mode
     models = {}
     for target, data in targets.items():
-        for name, folder in pretrained.items():
-            models[f"{name}{ARROW}{target}"] = {**data, "model.mode": "idsr" if name.startswith("IDSR") else mode,
+        for name, (folder, start_mode) in pretrained.items():
+            models[f"{name}{ARROW}{target}"] = {**data, "model.mode": start_mode,
                                                  "train.init_from": str(folder)}
         models[f"scratch{ARROW}{target}"] = {**data, "model.mode": mode}
         models[f"IDSR scratch{ARROW}{target}"] = {**data, "model.mode": "idsr"}
