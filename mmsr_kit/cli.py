@@ -6,9 +6,11 @@
     mmsr train ... --init-from RUN_DIR     start from a finished run's weights (transfer; ID tables never)
     mmsr compare --preset NAME [--seeds ...] [--models ...]      Table 5: baselines and MMSR over seeds
     mmsr sweep --preset NAME --grid KEY=V1,V2 [--modes ...] | --trick NAME     Tables 11-14: a grid of values
+    mmsr prepare FORMAT SOURCE_DIR OUT_DIR [--sample-users N ...]  a real dataset -> a folder to train on
 
 `mmsr train` prints the run's metrics as one JSON object on its last line of stdout; `compare` and `sweep` print
-their table, then its means as one JSON object on the last line.
+their table, then its means as one JSON object on the last line; `prepare` its Table 1 statistics and problem
+counts.
 """
 import argparse
 import json
@@ -26,6 +28,7 @@ def registries():
     from .encoders.vlp import VISUAL_INPUTS, VLP_ENCODERS
     from .fusion import FUSIONS
     from .baselines import BASELINES
+    from .data.formats import FORMATS
     from .registry import DATASETS, MODES, SEQUENCES
 
     return {
@@ -39,6 +42,7 @@ def registries():
         "visualbert visual-input encoders": VISUAL_INPUTS.names(),
         "fusions": FUSIONS.names(),
         "presets": config.PRESETS.names(),
+        "prepare formats": FORMATS.names(),
     }
 
 
@@ -131,6 +135,30 @@ def cmd_sweep(args):
     print(json.dumps({label: row.round(6).to_dict() for label, row in means.iterrows()}))
 
 
+def cmd_prepare(args):
+    import time
+
+    from .data.formats import FORMATS
+    from .data.prepare import PrepareOptions, prepare
+
+    options = PrepareOptions(min_interactions=args.min_interactions, sample_users=args.sample_users, seed=args.seed,
+                             max_words=args.max_words, image_size=args.image_size, cold_threshold=args.cold_threshold,
+                             strict=("all",) if args.strict == [] else tuple(args.strict or ()), workers=args.workers)
+    reader = FORMATS[args.format]
+    if not os.path.isdir(args.source):
+        raise FileNotFoundError(f"source folder {args.source!r} does not exist")
+    start = time.perf_counter()
+    source = reader(args.source, images=args.images, interactions=args.interactions, category=args.category)
+    manifest = prepare(source, args.out, options, fmt=args.format, force=args.force)
+    problems = {kind: p["count"] for kind, p in manifest["problems"].items() if p["count"]}
+    print(f"prepared {args.format} from {args.source} into {args.out} in {time.perf_counter() - start:.1f} s")
+    for key, value in manifest["steps"].items():
+        print(f"  {key:>18}: {value:,}")
+    for kind, count in problems.items():
+        print(f"  {kind:>18}: {count:,} ({manifest['problems'][kind]['handling']})")
+    print(json.dumps({"out": args.out, **manifest["statistics"], "problems": problems}))
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="mmsr", description="ID-agnostic multi-modal sequential recommendation kit")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -174,6 +202,26 @@ def build_parser():
     p.add_argument("--tag", help="name of this sweep in the log (default: sweep-DATE-TIME)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_sweep)
+    p = sub.add_parser("prepare", help="a real dataset as published -> a folder `mmsr train --set data.name=OUT_DIR` "
+                       "trains on (see data/README.md)")
+    p.add_argument("format", help="hm, amazon, microlens, pixelrec, atomic or folder (`mmsr list formats`)")
+    p.add_argument("source", help="the folder holding the files as published")
+    p.add_argument("out", help="the folder to write (items/, interactions.parquet, images-*.npy, manifest.json)")
+    p.add_argument("--min-interactions", type=int, default=5, help="drop users with fewer (the paper: 5)")
+    p.add_argument("--sample-users", type=int, default=0, help="then keep this many users at random (0: all)")
+    p.add_argument("--seed", type=int, default=0, help="the draw of --sample-users")
+    p.add_argument("--max-words", type=int, default=50, help="cut item texts to this many words (the paper: 50)")
+    p.add_argument("--image-size", type=int, default=224, help="resize pictures to this square (the paper: 224)")
+    p.add_argument("--cold-threshold", type=int, default=10, help="for the statistics' #cold (the paper: 10)")
+    p.add_argument("--strict", nargs="*", metavar="KIND", help="make these kinds of bad input errors instead of "
+                   "fallbacks (no KIND: all): bad_row bad_timestamp unknown_item duplicate_row duplicate_item "
+                   "empty_text missing_image corrupt_image")
+    p.add_argument("--images", help="the folder of item pictures, if not where the format keeps them")
+    p.add_argument("--interactions", help="the interaction file, where the format allows several")
+    p.add_argument("--category", help="amazon: the category, when the folder holds several")
+    p.add_argument("--workers", type=int, default=0, help="processes decoding pictures (default: one per CPU)")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.set_defaults(func=cmd_prepare)
     return parser
 
 

@@ -150,6 +150,8 @@ def item_pictures(dataset, size, store=True):
     `picture_store_path`, with the counts beside it) and memory-mapped from there afterwards: later runs decode
     nothing, and a store larger than memory is read as it is used. `store=False` decodes without the cache.
     """
+    if dataset.pictures is not None:
+        return prepared_pictures(dataset, size)
     path = picture_store_path(dataset, size) if store else None
     if path is not None and path.exists() and path.with_suffix(".json").exists():
         _report(dataset, json.loads(path.with_suffix(".json").read_text()))
@@ -172,6 +174,27 @@ def item_pictures(dataset, size, store=True):
         path.with_suffix(".json").write_text(json.dumps(counts))
         os.replace(partial, path)  # atomic, and last: a crash never leaves half a store behind
     return torch.from_numpy(out)
+
+
+def prepared_pictures(dataset, size, chunk=1024):
+    """A prepared store (`mmsr prepare`) memory-mapped as it is; at another size, resized once into the cache
+    (named by the store's size and modification time) and memory-mapped from there."""
+    stored = np.load(dataset.pictures, mmap_mode="c")  # (N+1, 3, S, S)
+    if stored.shape[-1] == size:
+        return torch.from_numpy(stored)
+    stat = os.stat(dataset.pictures)
+    key = hashlib.sha256(f"{os.path.abspath(dataset.pictures)}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+    path = cache_dir() / "pictures" / f"{dataset.name.replace('/', '_')}-{size}px-prepared-{key[:16]}.npy"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.stem}.{os.getpid()}.partial")
+        out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(len(stored), 3, size, size))
+        for start in range(0, len(stored), chunk):
+            out[start : start + chunk] = resize(torch.from_numpy(np.array(stored[start : start + chunk])), size).numpy()
+        out.flush()
+        del out
+        os.replace(partial, path)
+    return torch.from_numpy(np.load(path, mmap_mode="c"))
 
 
 def resize(images, size):

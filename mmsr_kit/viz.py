@@ -21,9 +21,8 @@ def item_grid(dataset, items=None, n=16, cols=8, title_chars=28):
     if not dataset.has_images:
         raise ValueError(f"{dataset.name} has no images")
     items = list(range(n)) if items is None else list(items)
-    rows = dataset.items.select(items)
-    images = np.stack([np.asarray(img.convert("RGB")) for img in rows["image"]])  # (n, S, S, 3)
-    fig = picture_facets(images, rows["text"], cols, title_chars)
+    images = dataset.item_images(items)  # (n, S, S, 3)
+    fig = picture_facets(images, dataset.items.select(items)["text"], cols, title_chars)
     fig.update_layout(title=f"{dataset.name}: items and their titles", height=170 * int(np.ceil(len(items) / cols)),
                       margin=dict(l=10, r=10, t=60, b=10))
     return fig

@@ -8,6 +8,7 @@ directly in the next cell, so what the button does is also what CI runs.
     train_fusion(**panel.values())  # the same run, without the button
 """
 import ipywidgets as w
+import numpy as np
 from IPython.display import display
 
 from .registry import ConfigError
@@ -76,12 +77,14 @@ def mask_ratio_slider(vision_control, value=0.0):
 
 
 def png(picture, size=128):
-    """A PIL picture as PNG bytes, scaled to `size` pixels without smoothing (a 32-pixel picture stays sharp)."""
+    """A PIL picture or a uint8 (S, S, 3) array as PNG bytes, scaled to `size` pixels without smoothing (a 32-pixel
+    picture stays sharp)."""
     import io
 
     from PIL import Image
 
     buffer = io.BytesIO()
+    picture = Image.fromarray(picture) if isinstance(picture, np.ndarray) else picture
     picture.convert("RGB").resize((size, size), Image.NEAREST).save(buffer, format="PNG")
     return buffer.getvalue()
 
@@ -112,7 +115,7 @@ class ItemExplorer:
 
         item = self.metadata.iloc[row]
         if self.dataset.has_images:
-            self.picture.value = png(self.dataset.items[int(item["item"]) - 1]["image"])  # item i: table row i - 1
+            self.picture.value = png(self.dataset.item_images([int(item["item"]) - 1])[0])  # item i: table row i - 1
         self.details.value = (f"<b>{html.escape(str(item['title']))}</b><br>item {html.escape(str(item['item_id']))}"
                               f"<br>{item['group']}, {item['train_count']} training occurrences")
         self.figure = self.draw(row)

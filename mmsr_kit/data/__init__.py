@@ -19,6 +19,7 @@ import pandas as pd
 from ..paths import cache_dir
 from ..registry import DATASETS
 from .atomic import load_atomic, load_movielens_100k
+from .prepare import load_prepared
 from .split import EvalSet, SplitData
 from .synthetic import SyntheticWorld, WorldSpec
 from .tables import RecDataset, interaction_table, item_table
@@ -62,10 +63,12 @@ def movielens_100k(cfg):
 
 
 def load_dataset(cfg):
-    """A registered dataset by name, or a folder of atomic files by path."""
+    """A registered dataset by name, or by path a folder written by `mmsr prepare` or of atomic files."""
     if cfg.name in DATASETS:
         return DATASETS[cfg.name](cfg)
     if Path(cfg.name).expanduser().is_dir():
+        if (Path(cfg.name).expanduser() / "manifest.json").is_file():
+            return load_prepared(cfg.name)
         return load_atomic(cfg.name)
     DATASETS[cfg.name]  # raises the "unknown dataset" error with the valid names
 
@@ -84,4 +87,4 @@ def load_split(cfg):
 
 
 __all__ = ["RecDataset", "SplitData", "EvalSet", "SyntheticWorld", "WorldSpec", "load_dataset", "load_split",
-           "load_atomic", "item_table", "interaction_table"]
+           "load_atomic", "load_prepared", "item_table", "interaction_table"]

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import datasets
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -22,6 +23,8 @@ class RecDataset:
         tokenisation and image preprocessing by fingerprint.
     interactions: a DataFrame with columns user_id (str), item_id (str), timestamp.
     world: the generator behind a synthetic dataset (fresh views for augmentation), else None.
+    pictures: a prepared picture store (`mmsr prepare`): an .npy of uint8 (n_items + 1, 3, S, S), row 0 padding,
+        in item-table order; used instead of an image column.
     """
 
     name: str
@@ -29,6 +32,7 @@ class RecDataset:
     interactions: pd.DataFrame
     world: Optional[Any] = None
     notes: dict = field(default_factory=dict)  # counted fallbacks (dropped rows, empty texts ...)
+    pictures: Optional[str] = None
 
     def __post_init__(self):
         missing = {"item_id", "text"} - set(self.items.column_names)
@@ -47,7 +51,14 @@ class RecDataset:
 
     @property
     def has_images(self):
-        return "image" in self.items.column_names
+        return "image" in self.items.column_names or self.pictures is not None
+
+    def item_images(self, rows):
+        """Pictures of item-table rows as uint8 (n, S, S, 3), from the image column or the prepared store."""
+        if self.pictures is not None:
+            store = np.load(self.pictures, mmap_mode="r")  # (N + 1, 3, S, S), row 0 padding
+            return np.stack([store[int(r) + 1].transpose(1, 2, 0) for r in rows])
+        return np.stack([np.asarray(img.convert("RGB")) for img in self.items.select(list(rows))["image"]])
 
     def __repr__(self):
         return (
