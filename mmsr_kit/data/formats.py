@@ -126,8 +126,10 @@ def hm(folder, images=None, interactions=None, category=None):
     def chunks():
         for chunk in csv_chunks(transactions, {"t_dat": "timestamp", "customer_id": "user_id",
                                                "article_id": "item_id"}):
+            ids = chunk.column("item_id").combine_chunks().dictionary_encode()  # zfill each distinct id once
+            padded = pa.array(pd.Series(ids.dictionary.to_pylist(), dtype=object).str.zfill(10), pa.string())
             yield chunk.set_column(chunk.column_names.index("item_id"), "item_id",
-                                   pa.array(pd.Series(chunk.column("item_id").to_pandas()).str.zfill(10)))
+                                   pa.DictionaryArray.from_arrays(ids.indices, padded))
 
     customers = folder / "customers.csv"
     return Source(items, chunks, _rel(folder, articles_path, customers if customers.is_file() else None,
@@ -164,7 +166,8 @@ def amazon(folder, images=None, interactions=None, category=None):
         interactions = next((p for p in candidates if p.is_file()), None)
         if interactions is None:
             raise PrepareError(f"amazon: none of {[p.name for p in candidates]} in {folder}")
-    interactions = _need(folder / interactions, "amazon interactions")
+    else:
+        interactions = _need(folder / interactions, "amazon interactions")
     rows = []
     for obj in _json_lines(meta):
         urls = obj.get("imageURLHighRes") or obj.get("imageURL") or obj.get("imUrl") or []

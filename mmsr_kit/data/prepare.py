@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import PIL.Image
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..registry import ConfigError, unknown_name_message
@@ -183,14 +184,16 @@ def _seconds(t):
 
 
 def _column(chunk, name):
-    """A chunk's column as a pyarrow string array (nulls kept)."""
+    """A chunk's column as a pyarrow string (or dictionary of strings) array, nulls kept."""
     column = chunk.column(name).combine_chunks() if isinstance(chunk, pa.Table) else pa.array(chunk[name])
-    return column if pa.types.is_string(column.type) else column.cast(pa.string())
+    if pa.types.is_string(column.type) or pa.types.is_dictionary(column.type):
+        return column
+    return column.cast(pa.string())
 
 
 def _encode(column, lookup, grow):
     """Strings -> codes through `lookup` (str -> int); -1 for null or empty, -2 for unknown (when not `grow`)."""
-    encoded = column.dictionary_encode()
+    encoded = column if pa.types.is_dictionary(column.type) else column.dictionary_encode()
     names = encoded.dictionary.to_pylist()
     if grow:
         codes = np.array([-1 if not name else lookup.setdefault(name, len(lookup)) for name in names], np.int64)
@@ -215,7 +218,8 @@ class InteractionReader:
                 raise PrepareError(f"interactions lack a {name} column")
         users, _, _ = _encode(_column(chunk, "user_id"), self.users, grow=True)
         items, item_names, item_index = _encode(_column(chunk, "item_id"), self.item_rows, grow=False)
-        times_column = _column(chunk, "timestamp").dictionary_encode()
+        times_column = _column(chunk, "timestamp")
+        times_column = times_column if pa.types.is_dictionary(times_column.type) else times_column.dictionary_encode()
         parsed = parse_times(times_column.dictionary.to_pylist(), self.time_format)
         time_index = times_column.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
         times = np.where(time_index >= 0, parsed[np.maximum(time_index, 0)] if len(parsed) else np.nan, np.nan)
@@ -262,7 +266,7 @@ def drop_duplicates(user, item, time, user_names, item_ids, problems):
 def choose_users(counts, user_names, options):
     """Users with at least min_interactions, then `sample_users` of them (drawn from the id-sorted list)."""
     enough = np.flatnonzero(counts >= options.min_interactions)
-    ranked = enough[np.argsort(np.asarray([user_names[u] for u in enough], dtype=object), kind="stable")]
+    ranked = enough[pc.sort_indices(pa.array([user_names[u] for u in enough], pa.string())).to_numpy()]
     if options.sample_users and options.sample_users < len(ranked):
         pick = np.random.default_rng(options.seed).choice(len(ranked), size=options.sample_users, replace=False)
         ranked = ranked[np.sort(pick)]
