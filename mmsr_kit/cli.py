@@ -156,6 +156,8 @@ def cmd_prepare(args):
         print(f"  {key:>18}: {value:,}")
     for kind, count in problems.items():
         print(f"  {kind:>18}: {count:,} ({manifest['problems'][kind]['handling']})")
+    if problems.get("missing_image") or problems.get("corrupt_image"):
+        print(f"  the items without a usable picture: {os.path.join(args.out, 'missing_images.tsv')}")
     print(json.dumps({"out": args.out, **manifest["statistics"], "problems": problems}))
 
 
