@@ -28,6 +28,7 @@ import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import perf_counter
 from typing import Callable, Optional
 
 import datasets
@@ -353,6 +354,18 @@ def write_pictures(path, items, size, workers, problems):
 # ---------------------------------------------------------------- the whole step
 
 
+class Clock:
+    """Logs the seconds each step took (never written into the outputs, which must not change between runs)."""
+
+    def __init__(self):
+        self.start = self.last = perf_counter()
+
+    def lap(self, what):
+        now = perf_counter()
+        log.info("%s (%.1f s, %.1f s in all)", what, now - self.last, now - self.start)
+        self.last = now
+
+
 def prepare(source, out_dir, options=None, fmt="", force=False):
     """Run a format's Source through the pipeline into `out_dir`; returns the manifest (also written there)."""
     options = options or PrepareOptions()
@@ -361,12 +374,14 @@ def prepare(source, out_dir, options=None, fmt="", force=False):
         raise PrepareError(f"{out_dir} exists and is not empty (pass --force to replace it)")
     problems = Problems(options.strict)
     items, item_rows = clean_items(source.items, options, problems)
+    clock = Clock()
     log.info("%d items in the item file; reading interactions", len(items))
 
     reader = InteractionReader(item_rows, source.time_format, problems)
     for chunk in source.interactions():
         reader.add(chunk)
     user, item, time = reader.arrays()
+    clock.lap(f"read {reader.rows_read:,} interaction rows")
     user_names = list(reader.users)
     del reader.users
     steps = {"rows_read": reader.rows_read, "rows_valid": int(len(user)), "users_read": len(user_names)}
@@ -385,6 +400,7 @@ def prepare(source, out_dir, options=None, fmt="", force=False):
     kept_items, item = np.unique(item, return_inverse=True)  # kept items in id order
     items = items.iloc[kept_items].reset_index(drop=True)
     steps.update(rows_kept=int(len(user)), items_kept=int(len(items)))
+    clock.lap(f"duplicates, filter, sample and sort: {len(chosen):,} users, {len(items):,} items kept")
 
     empty = items["text"].str.strip() == ""
     problems.add("empty_text", empty.sum(), items.loc[empty, "item_id"].head(N_EXAMPLES))
@@ -397,6 +413,7 @@ def prepare(source, out_dir, options=None, fmt="", force=False):
         images_in, missing = write_pictures(tmp / pictures, items, options.image_size, options.workers, problems)
         problems.done("missing_image")
         problems.done("corrupt_image")
+        clock.lap(f"{len(items):,} pictures at {options.image_size} px")
         with open(tmp / "missing_images.tsv", "w") as f:
             f.write("item_id\tproblem\turl\n")
             f.writelines(f"{i}\t{p}\t{u}\n" for i, p, u in missing)
@@ -425,6 +442,7 @@ def prepare(source, out_dir, options=None, fmt="", force=False):
                 str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": file_digest(p)}
                 for p in sorted(tmp.rglob("*")) if p.is_file()}},
         }
+        clock.lap("tables written, outputs checksummed")
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=False) + "\n")
         if out_dir.exists():
             shutil.rmtree(out_dir)
