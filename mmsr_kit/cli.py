@@ -67,9 +67,9 @@ def cmd_train(args):
     from .train import fit
 
     if args.resume:
-        if args.set or args.config or args.out or args.init_from:
+        if args.set or args.config or args.out or args.init_from or args.report_to:
             raise ConfigError("--resume RUN_DIR continues that run with its own config.yaml and output folder: "
-                              "it takes no --set, --config, --out or --init-from")
+                              "it takes no --set, --config, --out, --init-from or --report-to")
         if not (Path(args.resume) / "config.yaml").is_file():
             raise ConfigError(f"--resume {args.resume}: no config.yaml there (not a run folder written by --out)")
         cfg, out = from_yaml(Path(args.resume) / "config.yaml"), args.resume
@@ -77,6 +77,8 @@ def cmd_train(args):
         sets = parse_sets(args.set)
         if args.init_from:
             sets["train.init_from"] = args.init_from
+        if args.report_to:
+            sets["train.report_to"] = args.report_to
         cfg, out = make_config(args.preset, file=args.config, overrides=sets), args.out
     run = fit(cfg, out_dir=out, results=False if args.no_log else args.results, progress=not args.quiet,
               resume=bool(args.resume))
@@ -178,6 +180,8 @@ def build_parser():
                    "encoders, fusion and sequence model; ID tables never (train.init_parts picks parts)")
     p.add_argument("--results", help="the results log to append to (default: results/results.jsonl)")
     p.add_argument("--no-log", action="store_true", help="do not append to the results log")
+    p.add_argument("--report-to", metavar="TRACKER", help="log losses, metrics and learning rates per epoch to "
+                   "tensorboard (or any tracker Accelerate supports that is installed, or all) under OUT/logs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("compare", help="Table 5: baselines and MMSR, several seeds each, mean ± std")

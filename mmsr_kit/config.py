@@ -82,6 +82,7 @@ class TrainConfig:
     bf16: bool = True  # bf16 autocast on CUDA (never on CPU)
     compile: bool = False  # torch.compile the sequence encoder and the fusion (GPU; the first steps are slower)
     deterministic: bool = True  # repeatable to the last bit (PyTorch's deterministic algorithms); off: a little faster on GPU
+    report_to: str = "none"  # experiment tracking via Accelerate: none, tensorboard, all (every installed one), or a list a,b
 
 
 @dataclass
@@ -305,6 +306,9 @@ def validate(cfg):
         raise ConfigError("data.views must be at least 0")
     if not 0 <= cfg.data.new_items < 1:
         raise ConfigError("data.new_items must be in [0, 1) (a share of the items)")
+    from .device import trackers
+
+    trackers(cfg.train.report_to)
     if cfg.train.init_from is not None:
         from .transfer import check_source, parse_parts
 

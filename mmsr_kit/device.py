@@ -15,8 +15,31 @@ def use_cuda(preference="auto"):
     return preference == "cuda" or (preference == "auto" and torch.cuda.is_available())
 
 
-def make_accelerator(train_cfg):
-    """An Accelerator for this run; checks that a multi-process launch really got its processes.
+def trackers(report_to):
+    """`train.report_to` -> the list Accelerate's `log_with` takes (None: no tracking); a tracker that is unknown or
+    not installed is an error naming the choices."""
+    from accelerate.tracking import LOGGER_TYPE_TO_CLASS, get_available_trackers
+
+    from .registry import UnknownNameError, unknown_name_message
+
+    names = [n.strip() for n in str(report_to).split(",") if n.strip()]
+    if names in ([], ["none"]):
+        return None
+    if names == ["all"]:
+        return ["all"]
+    available = {str(t) for t in get_available_trackers()}
+    for name in names:
+        if name not in LOGGER_TYPE_TO_CLASS:
+            raise UnknownNameError(unknown_name_message("tracker", name, ["none", "all", *LOGGER_TYPE_TO_CLASS]))
+        if name not in available:
+            raise ConfigError(f"tracker {name!r} is not installed (pip install {name}); installed: "
+                              f"{', '.join(sorted(available)) or 'none'}")
+    return names
+
+
+def make_accelerator(train_cfg, logging_dir=None):
+    """An Accelerator for this run, logging to `train_cfg.report_to`'s trackers under `logging_dir`; checks that a
+    multi-process launch really got its processes.
 
     On CPU, `accelerate launch --cpu --num_processes 2` can silently start one process and a
     plain launch under torchrun can run unsynced copies: compare with torchrun's WORLD_SIZE.
@@ -31,7 +54,8 @@ def make_accelerator(train_cfg):
         # or device would be refused ("AcceleratorState has already been initialized"), so start afresh.
         AcceleratorState._reset_state(reset_partial_state=True)
     accelerator = Accelerator(cpu=not cuda, mixed_precision="bf16" if cuda and train_cfg.bf16 else "no",
-                              dataloader_config=DataLoaderConfiguration(non_blocking=cuda))  # with pinned batches
+                              dataloader_config=DataLoaderConfiguration(non_blocking=cuda),  # with pinned batches
+                              log_with=trackers(train_cfg.report_to), project_dir=logging_dir)
     expected = int(os.environ.get("WORLD_SIZE", "1"))
     if accelerator.num_processes != expected:
         raise RuntimeError(

@@ -21,9 +21,10 @@ from .data import SplitData, load_split
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_states
 from .data.batches import EpochBatches, TrainWindows
 from .data.split import popularity_groups
-from .device import make_accelerator, peak_memory_mb
+from .device import make_accelerator, peak_memory_mb, trackers
 from .evaluate import full_ranking_metrics, parse_metric
 from .modes import build_model
+from .paths import results_path
 from .results import append_result
 from .transfer import id_keys, init_from
 
@@ -160,13 +161,40 @@ def evaluate(model, data, cfg, which, accelerator=None, by_popularity=False):
                                 groups=groups)
 
 
+def tracking_dir(cfg, out_dir):
+    """Where the trackers of `train.report_to` write: OUT/logs, or (no --out) beside the results log."""
+    if trackers(cfg.train.report_to) is None:
+        return None
+    if out_dir:
+        return Path(out_dir) / "logs"
+    return results_path().parent / "logs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.hash()[:8]}"
+
+
+def hparams(cfg):
+    """The config as the flat scalar dict trackers take (TensorBoard's hparams): lists and None as text."""
+    flat = {}
+    for section, values in cfg.to_dict().items():
+        for key, value in (values.items() if isinstance(values, dict) else [(None, values)]):
+            name = f"{section}.{key}" if key else section
+            flat[name] = value if isinstance(value, (bool, int, float, str)) else str(value)
+    return flat
+
+
+def tracked(row):
+    """An epoch's history row as tracker scalars: train/loss, train/lr, train/grad_norm, valid/hr@10 ..."""
+    return {(f"valid/{k[6:]}" if k.startswith("valid_") else f"train/{k}"): v for k, v in row.items() if k != "epoch"}
+
+
 def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
     """Train and evaluate `cfg`; write `out_dir` (config.yaml at the start; checkpoints during training; then
     metrics.json, history.json, model.safetensors) and append a line to the results log `results` (a path; False to
     skip). `resume`: continue from `out_dir`'s latest checkpoint, to the very metrics an uninterrupted run gives.
     Returns a Run."""
     t_start = time.perf_counter()
-    accelerator = make_accelerator(cfg.train)
+    logging_dir = tracking_dir(cfg, out_dir)
+    accelerator = make_accelerator(cfg.train, logging_dir)
+    if logging_dir:
+        accelerator.init_trackers("mmsr", config=hparams(cfg))
     set_seed(cfg.train.seed)
     data = load_split(cfg.data)
     model = build_model(cfg, data)
@@ -262,6 +290,7 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
                     stale += 1
                 bar.set_postfix(loss=f"{mean_loss:.4f}", **{f"{kind}@{k}": f"{score:.4f}"})
             history.append(row)
+            accelerator.log(tracked(row), step=epoch)
             if cfg.train.patience is not None and stale >= cfg.train.patience:
                 log.info("early stop at epoch %d: no better %s@%d for %d validations", epoch, kind, k, stale)
                 stopped = True
@@ -294,6 +323,11 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
         metrics.update({which: evaluate(model, data, cfg, which, accelerator) for which in ("new", "new_among_new")})
     if transferred is not None:
         metrics["init_from"] = {**transferred.summary(), "by_part": transferred.by_part(id_keys(model))}
+    if logging_dir:
+        accelerator.log({f"{split}/{m}": v for split in ("test", "cold") for m, v in metrics[split].items() if m != "n"},
+                        step=len(history))
+        accelerator.end_training()
+        metrics["logs"] = str(logging_dir)
     run = Run(cfg, metrics, history, model, data, Path(out_dir) if out_dir else None, accelerator.is_main_process)
     if accelerator.is_main_process:
         if out_dir:
