@@ -123,6 +123,16 @@ def test_text_follows_the_paper(tmp_path):
     assert texts["sku075"] == 'Travel mug, "leak-proof" lid, 450 ml'
 
 
+def test_interactions_at_the_same_time_keep_their_input_order(tmp_path):
+    run_prepare("hm", tmp_path / "hm")
+    inter = pd.read_parquet(tmp_path / "hm" / "interactions.parquet").astype({"user_id": str, "item_id": str})
+    user = inter[inter["user_id"] == "b35a9bec39966383ffa23919c28097e12af5bd07e335696ebf4d8a0e7a92df3f"]
+    same_day = user[user["timestamp"].duplicated(keep=False)]  # bought on one day, in this order in the file
+    assert same_day["item_id"].tolist() == ["0372860001", "0562245001"]
+    assert inter.groupby("user_id", sort=False)["timestamp"].apply(lambda t: t.is_monotonic_increasing).all()
+    assert inter["user_id"].tolist() == sorted(inter["user_id"])  # users in id order
+
+
 def load_dataset_items(folder):
     import datasets
 
@@ -201,6 +211,8 @@ def test_strict_makes_a_kind_an_error(kind, tmp_path):
 def test_bad_options_and_layouts_are_clear_errors(tmp_path):
     with pytest.raises(Exception, match="unknown kind of bad input 'corupt_image'.*did you mean 'corrupt_image'"):
         PrepareOptions(strict=("corupt_image",))
+    with pytest.raises(PrepareError, match="no user has 100 or more valid interactions"):
+        run_prepare("folder", tmp_path / "none", min_interactions=100)
     with pytest.raises(PrepareError, match="articles.csv not found"):
         FORMATS["hm"](RAW / "folder")
     with pytest.raises(PrepareError, match="no item_id column"):

@@ -251,17 +251,12 @@ class InteractionReader:
 
 def drop_duplicates(user, item, time, user_names, item_ids, problems):
     """Exact repeats of (user, item, time) are kept once: the first in input order."""
-    order = np.lexsort((time, item, user))  # stable: within equal keys, input order
-    u, i, t = user[order], item[order], time[order]
-    repeat = np.zeros(len(order), bool)
-    repeat[1:] = (u[1:] == u[:-1]) & (i[1:] == i[:-1]) & (t[1:] == t[:-1])
-    rows = order[repeat]
+    repeat = pd.DataFrame({"user": user, "item": item, "time": time}, copy=False).duplicated().to_numpy()  # hashed
+    rows = np.flatnonzero(repeat)
     problems.add("duplicate_row", len(rows), [[user_names[user[r]], item_ids[item[r]], float(time[r])]
-                                              for r in np.sort(rows)[:N_EXAMPLES]])
+                                              for r in rows[:N_EXAMPLES]])
     problems.done("duplicate_row")
-    keep = np.ones(len(user), bool)
-    keep[rows] = False
-    return keep
+    return ~repeat
 
 
 def choose_users(counts, user_names, options):
@@ -395,9 +390,17 @@ def prepare(source, out_dir, options=None, fmt="", force=False):
     rank = np.full(len(user_names), -1, np.int64)  # kept users in id order: 0, 1, ...
     rank[chosen] = np.arange(len(chosen))
     rows = np.flatnonzero(rank[user] >= 0)
-    rows = rows[np.lexsort((time[rows], rank[user[rows]]))]  # stable: ties in time keep input order
     user, item, time = rank[user[rows]], item[rows], time[rows]
-    kept_items, item = np.unique(item, return_inverse=True)  # kept items in id order
+    if not len(user):
+        raise PrepareError(f"no user has {options.min_interactions} or more valid interactions "
+                           f"({steps['rows_unique']:,} rows of {steps['users_read']:,} users read)")
+    times = pd.factorize(time, sort=True)[0]  # dense rank of each time
+    order = np.argsort(user * (times.max() + 1) + times, kind="stable")
+    user, item, time = user[order], item[order], time[order]  # by user, then time; ties keep input order
+    kept_items = np.flatnonzero(np.bincount(item, minlength=len(items)))  # kept items in id order
+    renumber = np.full(len(items), -1, np.int64)
+    renumber[kept_items] = np.arange(len(kept_items))
+    item = renumber[item]
     items = items.iloc[kept_items].reset_index(drop=True)
     steps.update(rows_kept=int(len(user)), items_kept=int(len(items)))
     clock.lap(f"duplicates, filter, sample and sort: {len(chosen):,} users, {len(items):,} items kept")
