@@ -308,37 +308,42 @@ def load_picture(path, size):
     return picture.transpose(2, 0, 1), None, digest
 
 
-def _load_picture_job(job):
-    return load_picture(*job)
+def _picture_job(job):
+    """Decode one picture and write its row into the store at its offset (workers write in parallel, nothing large
+    goes back through a pipe); returns (problem, sha256 of the file, bytes of the file)."""
+    path, size, store, offset = job
+    picture, problem, digest = load_picture(path, size)
+    fd = os.open(store, os.O_WRONLY)
+    try:
+        os.pwrite(fd, np.full((3, size, size), GREY, np.uint8).tobytes() if picture is None else picture.tobytes(),
+                  offset)
+    finally:
+        os.close(fd)
+    return problem, digest, os.path.getsize(path) if digest else 0
 
 
 def write_pictures(path, items, size, workers, problems):
-    """Decode and resize every item's picture into one .npy (rows written in order, never all in memory).
+    """Decode and resize every item's picture into one .npy of uint8 (n + 1, 3, size, size), row 0 padding.
 
-    Returns the checksum record of the picture files that were read."""
-    n = len(items)
-    grey = np.full((3, size, size), GREY, np.uint8).tobytes()
-    h, present, total = hashlib.sha256(), 0, 0
-    missing = []
-    jobs = [(p, size) for p in items["image"]]
+    Returns the checksum record of the picture files that were read, and the items without a usable picture."""
+    n, row_bytes = len(items), 3 * size * size
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": (n + 1, 3, size, size)})
+        start = f.tell() + row_bytes  # row 0 (padding) stays zeros
+        f.truncate(start + n * row_bytes)
+    jobs = [(p, size, str(path), start + row * row_bytes) for row, p in enumerate(items["image"])]
     workers = workers or os.cpu_count() or 1
-    pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 and n > 64 else None
+    pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 and n > 1 else None
+    h, present, total, missing = hashlib.sha256(), 0, 0, []
     try:
-        results = pool.imap(_load_picture_job, jobs, chunksize=32) if pool else map(_load_picture_job, jobs)
-        with open(path, "wb") as f:
-            np.lib.format.write_array_header_1_0(
-                f, {"descr": "|u1", "fortran_order": False, "shape": (n + 1, 3, size, size)})
-            f.write(bytes(3 * size * size))  # row 0: padding
-            for row, (picture, problem, digest) in enumerate(results):
-                item = items["item_id"].iat[row]
-                if digest is not None:
-                    present += 1
-                    total += os.path.getsize(items["image"].iat[row])
-                    h.update(f"{item}\t{digest}\n".encode())
-                if problem:
-                    problems.add(problem, 1, [item])
-                    missing.append((item, problem, items["url"].iat[row]))
-                f.write(grey if picture is None else picture.tobytes())
+        results = pool.imap(_picture_job, jobs, chunksize=64) if pool else map(_picture_job, jobs)
+        for item, url, (problem, digest, nbytes) in zip(items["item_id"], items["url"], results):
+            if digest is not None:
+                present, total = present + 1, total + nbytes
+                h.update(f"{item}\t{digest}\n".encode())
+            if problem:
+                problems.add(problem, 1, [item])
+                missing.append((item, problem, url))
     finally:
         if pool:
             pool.close()
