@@ -36,3 +36,16 @@ def test_train_and_data_benchmarks_run(capsys):
     data_speed.main(["--items", "12", "--occurrences", "16", "--size", "32", "--batch", "8"])
     out = capsys.readouterr().out
     assert "kit default" in out and "kit store" in out and "JPEG, PIL" in out
+
+
+def test_prepare_benchmark_runs_at_a_tiny_scale(tmp_path, capsys):
+    import json
+
+    import prepare_hm
+
+    rc = prepare_hm.main(["--scale", "0.0002", "--folder", str(tmp_path / "raw"), "--out", str(tmp_path / "out"),
+                          "--image-size", "8", "--workers", "1", "--replace-out"])
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rc == 0 and report["prepare_rc"] == 0
+    assert report["input_rows"]["transactions_train.csv"] == round(31_788_324 * 0.0002)
+    assert 0 < report["prepare_report"]["users"] <= round(200_000 * 0.0002) and report["peak_rss_tree_kib"] > 0
