@@ -7,10 +7,11 @@
     mmsr compare --preset NAME [--seeds ...] [--models ...]      Table 5: baselines and MMSR over seeds
     mmsr sweep --preset NAME --grid KEY=V1,V2 [--modes ...] | --trick NAME     Tables 11-14: a grid of values
     mmsr prepare FORMAT SOURCE_DIR OUT_DIR [--sample-users N ...]  a real dataset -> a folder to train on
+    mmsr report [--results FILE] [--out report.html]            Tables 2-14 from the results log as one HTML page
 
 `mmsr train` prints the run's metrics as one JSON object on its last line of stdout; `compare` and `sweep` print
 their table, then its means as one JSON object on the last line; `prepare` its Table 1 statistics and problem
-counts.
+counts; `report` the page's path, its rows per table, and those counts as one JSON object on the last line.
 """
 import argparse
 import json
@@ -163,6 +164,16 @@ def cmd_prepare(args):
     print(json.dumps({"out": args.out, **manifest["statistics"], "problems": problems}))
 
 
+def cmd_report(args):
+    from .report import build_report
+
+    counts = build_report(args.results, args.out)
+    print(f"wrote {args.out}")
+    for table, rows in counts.items():
+        print(f"  {table}: {rows} rows")
+    print(json.dumps(counts))
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="mmsr", description="ID-agnostic multi-modal sequential recommendation kit")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -228,6 +239,10 @@ def build_parser():
     p.add_argument("--workers", type=int, default=0, help="processes decoding pictures (default: one per CPU)")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=cmd_prepare)
+    p = sub.add_parser("report", help="Tables 2-14 from the results log as one self-contained HTML page")
+    p.add_argument("--results", help="the results log (default: results/results.jsonl)")
+    p.add_argument("--out", default="report.html", help="the page to write (default: report.html)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 
