@@ -220,7 +220,13 @@ def test_bad_options_and_layouts_are_clear_errors(tmp_path):
         (tmp_path / "bad" / "items.csv").write_text("id,text\n1,a\n")
         (tmp_path / "bad" / "interactions.csv").write_text("user_id,item_id,timestamp\nu,1,1\n")
         FORMATS["folder"](tmp_path / "bad")
-    (tmp_path / "bad" / "items.csv").write_text("item_id,text\n1,a\n")
+    (tmp_path / "bad" / "items.csv").write_text("item_id,text\n1,a\n2,b\n")
+    rows = "".join(f"u,{1 + t % 2},{t}\n" for t in range(5))
+    (tmp_path / "bad" / "interactions.csv").write_text(f"user_id,item_id,timestamp\n{rows},1,9\nu,,10\n")
+    manifest = prepare(FORMATS["folder"](tmp_path / "bad"), tmp_path / "ok", PrepareOptions(image_size=8, workers=1))
+    assert manifest["problems"]["bad_row"] == {"count": 2, "handling": "the interaction is dropped (empty user or "
+                                               "item id)", "examples": ["row 6", "row 7"]}
+    assert manifest["statistics"]["interactions"] == 5 and manifest["problems"]["missing_image"]["count"] == 2
     (tmp_path / "bad" / "interactions.csv").write_text("user,item_id,timestamp\nu,1,1\n")
     with pytest.raises(PrepareError, match="no column\\(s\\) \\['user_id'\\]"):
         prepare(FORMATS["folder"](tmp_path / "bad"), tmp_path / "out")

@@ -229,7 +229,8 @@ class InteractionReader:
         bad_row = (users < 0) | (items == -1)
         unknown = ~bad_row & (items == -2)
         bad_time = ~bad_row & ~unknown & np.isnan(times)
-        self.problems.add("bad_row", bad_row.sum(), np.flatnonzero(bad_row)[:N_EXAMPLES] + self.rows_read - len(users))
+        first = self.rows_read - len(users) + 1  # the chunk's first row, counting data rows from 1
+        self.problems.add("bad_row", bad_row.sum(), [f"row {first + int(r)}" for r in np.flatnonzero(bad_row)[:N_EXAMPLES]])
         self.problems.add("unknown_item", unknown.sum(),
                           dict.fromkeys(item_names[i] for i in item_index[unknown][:50]))
         if bad_time.any():
