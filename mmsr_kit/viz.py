@@ -150,19 +150,28 @@ def vlp_paradigms():
                              plot_bgcolor="white")
 
 
-def popularity_bars(metrics, metric="hr@10"):
+def popularity_frame(metrics, metric="hr@10"):
+    """{run name: Run.metrics} as a DataFrame of runs x popularity buckets (`metric` on the test set), with
+    attrs["cases"]: test cases per bucket, as `compare.popularity_table` returns; a DataFrame is returned as is."""
+    if isinstance(metrics, pd.DataFrame):
+        return metrics
+    first = next(iter(metrics.values()))["popularity"]
+    table = pd.DataFrame({name: {b: g.get(metric, 0.0) for b, g in m["popularity"].items()}
+                          for name, m in metrics.items()}).T
+    table.attrs["cases"] = {bucket: group["n"] for bucket, group in first.items()}
+    return table
+
+
+def popularity_bars(metrics, metric="hr@10", buckets=None):
     """`metric` on the test set per popularity bucket of the target (training occurrences), one bar group per
-    run; `metrics` is {run name: Run.metrics} (their "popularity" entry), or a DataFrame of runs x buckets
-    (`compare.popularity_table`). Bucket sizes in the axis labels."""
-    if isinstance(metrics, dict):
-        first = next(iter(metrics.values()))["popularity"]
-        table = pd.DataFrame({name: {b: g.get(metric, 0.0) for b, g in m["popularity"].items()}
-                              for name, m in metrics.items()}).T
-        table.attrs["cases"] = {bucket: group["n"] for bucket, group in first.items()}
-    else:
-        table = metrics
+    run; `metrics` is {run name: Run.metrics} (their "popularity" entry), a DataFrame of runs x buckets
+    (`compare.popularity_table`), or a list of these, drawn in order (a comparison from the log next to new runs).
+    `buckets`: the buckets shown, in order (default: all). Bucket sizes in the axis labels."""
+    tables = [popularity_frame(m, metric) for m in (metrics if isinstance(metrics, list) else [metrics])]
+    cases = tables[0].attrs["cases"]
+    table = pd.concat(tables)[list(buckets) if buckets is not None else list(tables[0].columns)]
     fig = go.Figure()
-    labels = [f"{bucket}<br>({table.attrs['cases'][bucket]} cases)" for bucket in table.columns]
+    labels = [f"{bucket}<br>({cases[bucket]} cases)" for bucket in table.columns]
     for name, row in table.iterrows():
         fig.add_bar(name=name, x=labels, y=row.fillna(0.0).tolist())
     return fig.update_layout(barmode="group", title=f"{metric.upper()} by the target's training occurrences (test)",

