@@ -5,6 +5,7 @@ import functools
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,6 +186,17 @@ def tracked(row):
     return {(f"valid/{k[6:]}" if k.startswith("valid_") else f"train/{k}"): v for k, v in row.items() if k != "epoch"}
 
 
+def epoch_cap():
+    """`MMSR_EPOCH_CAP=N` (a timing aid, `benchmarks/notebook_times.py`): every run stops after at most N epochs,
+    its config (and learning-rate schedule) unchanged, so `epochs_run` < `train.epochs` tells what was cut."""
+    value = os.environ.get("MMSR_EPOCH_CAP", "")
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"MMSR_EPOCH_CAP must be a whole number of epochs >= 1, got {value!r}")
+    return int(value)
+
+
 def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
     """Train and evaluate `cfg`; write `out_dir` (config.yaml at the start; checkpoints during training; then
     metrics.json, history.json, model.safetensors) and append a line to the results log `results` (a path; False to
@@ -208,7 +220,10 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
         cfg.save(Path(out_dir) / "config.yaml")
     history = []
     kind, k = parse_metric(cfg.train.metric, cfg.eval.ks)
-    train_time, sequences_seen, best_epoch = 0.0, 0, 0
+    train_time, valid_time, sequences_seen, best_epoch, epoch_times = 0.0, 0.0, 0, 0, []
+    last_epoch = cfg.train.epochs if epoch_cap() is None else min(cfg.train.epochs, epoch_cap())
+    if last_epoch < cfg.train.epochs:
+        log.warning("MMSR_EPOCH_CAP=%d: stopping after %d of %d epochs", epoch_cap(), last_epoch, cfg.train.epochs)
 
     if getattr(model, "trainable", True):
         windows = TrainWindows(data)
@@ -235,6 +250,7 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
                 history, best_score, best_epoch, stale, stopped = (state[key] for key in (
                     "history", "best_score", "best_epoch", "stale", "stopped"))
                 train_time, sequences_seen = state["train_time"], state["sequences_seen"]
+                valid_time, epoch_times = state.get("valid_time", 0.0), state.get("epoch_times", [])
                 start_epoch, skip = (state["epoch"] + 1, 0) if state["step"] == steps else (state["epoch"], state["step"])
                 if skip:
                     totals = new_totals(accelerator.device)
@@ -251,6 +267,7 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
                 state = {"epoch": epoch, "step": step, "scheduler": scheduler.state_dict(), "history": history,
                          "best_score": best_score, "best_epoch": best_epoch, "stale": stale, "stopped": stopped,
                          "train_time": train_time + (time.perf_counter() - t0), "sequences_seen": sequences_seen,
+                         "valid_time": valid_time, "epoch_times": epoch_times,
                          "totals": {"loss": float(t["loss"]), "grad_norm": float(t["grad_norm"]), "seen": t["seen"],
                                     "steps": t["steps"]}}
                 save_checkpoint(out_dir, (epoch - 1) * steps + step, accelerator.unwrap_model(model).state_dict(),
@@ -262,14 +279,14 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
                 check_finite(t, epoch, out_dir)  # never a checkpoint of weights a non-finite loss has touched
                 checkpoint(epoch, step, t)
 
-        bar = tqdm(range(start_epoch, cfg.train.epochs + 1), desc=f"{cfg.model.mode}/{cfg.model.sequence}",
+        bar = tqdm(range(start_epoch, last_epoch + 1), desc=f"{cfg.model.mode}/{cfg.model.sequence}",
                    unit="epoch", disable=not (progress and accelerator.is_main_process))
         for epoch in bar:
             if stopped:
                 break
             loader.set_epoch(epoch)  # Accelerate's loader sets its sampler's epoch to its own count at each pass
             batches.set_epoch(epoch)  # (and not through the per-process shards of a multi-process run)
-            t0 = time.perf_counter()
+            t0 = t_epoch = time.perf_counter()
             t = train_epoch(model, loader, optimizer, scheduler, accelerator, cfg.train.grad_clip, (epoch - 1) * steps,
                             skip, totals, restore, after_step)
             skip, totals, restore = 0, None, None
@@ -279,8 +296,10 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
             mean_loss = float(accelerator.reduce(t["loss"], "mean")) / max(1, t["steps"])
             grad_norm = float(accelerator.reduce(t["grad_norm"], "mean")) / max(1, t["steps"])
             row = {"epoch": epoch, "loss": mean_loss, "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[-1]}
-            if epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs:
+            if epoch % cfg.train.eval_every == 0 or epoch == last_epoch:
+                t_valid = time.perf_counter()
                 valid = evaluate(accelerator.unwrap_model(model), data, cfg, "valid", accelerator)
+                valid_time += time.perf_counter() - t_valid
                 row.update({f"valid_{m}": v for m, v in valid.items() if m != "n"})
                 score = valid[f"{kind}@{k}"]
                 if score > best_score:
@@ -290,6 +309,7 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
                     stale += 1
                 bar.set_postfix(loss=f"{mean_loss:.4f}", **{f"{kind}@{k}": f"{score:.4f}"})
             history.append(row)
+            epoch_times.append(time.perf_counter() - t_epoch)  # training and validation
             accelerator.log(tracked(row), step=epoch)
             if cfg.train.patience is not None and stale >= cfg.train.patience:
                 log.info("early stop at epoch %d: no better %s@%d for %d validations", epoch, kind, k, stale)
@@ -312,6 +332,8 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
         "epochs_run": len(history),
         "wall_time_s": time.perf_counter() - t_start,
         "train_time_s": train_time,
+        "valid_time_s": valid_time,  # the per-epoch validations
+        "epoch_times_s": epoch_times,  # each epoch's training and validation
         "sequences_per_s": sequences_seen / train_time if train_time else None,
         "peak_memory_mb": peak_memory_mb(accelerator.device),
         "device": accelerator.device.type,

@@ -49,3 +49,18 @@ def test_prepare_benchmark_runs_at_a_tiny_scale(tmp_path, capsys):
     assert rc == 0 and report["prepare_rc"] == 0
     assert report["input_rows"]["transactions_train.csv"] == round(31_788_324 * 0.0002)
     assert 0 < report["prepare_report"]["users"] <= round(200_000 * 0.0002) and report["peak_rss_tree_kib"] > 0
+
+
+def test_notebook_times_extrapolates_capped_runs_by_their_time_per_epoch():
+    import notebook_times
+
+    def row(epochs, run, train, valid):
+        return {"config": {"train": {"epochs": epochs}},
+                "metrics": {"epochs_run": run, "train_time_s": train, "valid_time_s": valid}}
+
+    rows = [row(10, 1, 6.0, 2.0),  # capped at 1: 9 missing epochs at (6 + 2) / 1 = 8 s each
+            row(5, 5, 50.0, 5.0),  # ran in full: nothing missing
+            row(150, 0, 0.0, 0.0)]  # MostPop: nothing to train, not planned
+    assert notebook_times.estimate(rows) == (15, 6, 72.0)
+    rows[0]["metrics"].update(epochs_run=2, epoch_times_s=[7.0, 3.0])  # past the first (warm-up) epoch: the last one
+    assert notebook_times.estimate(rows) == (15, 7, 24.0)

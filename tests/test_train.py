@@ -47,6 +47,21 @@ def test_patience_stops_early(smoke_config):
     assert run.metrics["epochs_run"] < 30
 
 
+def test_epoch_cap_cuts_a_run_without_changing_its_config_or_schedule(smoke_config, monkeypatch):
+    full = fit(smoke_config(train__epochs=3), results=False, progress=False)
+    monkeypatch.setenv("MMSR_EPOCH_CAP", "2")
+    capped = fit(smoke_config(train__epochs=3), results=False, progress=False)
+    assert capped.config.train.epochs == 3 and capped.metrics["epochs_run"] == 2
+    assert capped.history == full.history[:2]  # the same losses, learning rates and validations so far
+    assert 0 < capped.metrics["valid_time_s"] < capped.metrics["wall_time_s"]
+    assert len(capped.metrics["epoch_times_s"]) == 2
+    assert sum(capped.metrics["epoch_times_s"]) == pytest.approx(
+        capped.metrics["train_time_s"] + capped.metrics["valid_time_s"], rel=0.05)
+    monkeypatch.setenv("MMSR_EPOCH_CAP", "two")
+    with pytest.raises(ValueError, match="MMSR_EPOCH_CAP"):
+        fit(smoke_config(train__epochs=3), results=False, progress=False)
+
+
 def test_mostpop_needs_no_training(smoke_config):
     run = fit(smoke_config(model__mode="mostpop"), results=False, progress=False)
     assert run.history == [] and run.metrics["test"]["n"] > 0
