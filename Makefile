@@ -3,8 +3,6 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
-export HF_HUB_OFFLINE ?= 1
-export HF_DATASETS_OFFLINE ?= 1
 
 .PHONY: setup run test lab clean
 
@@ -21,10 +19,11 @@ $(VENV)/.installed: pyproject.toml
 run: setup  ## train and evaluate SASRec on the synthetic world (workshop preset); metrics JSON on the last line
 	$(BIN)/mmsr train --preset workshop --out runs/quickstart
 
-test: setup  ## unit tests and notebooks (notebooks in fast mode unless MMSR_FAST=0)
-	MMSR_FAST=$${MMSR_FAST:-1} $(BIN)/python -m pytest
+test: setup  ## unit tests and notebooks (notebooks in fast mode unless MMSR_FAST=0), offline: a stray hub call fails fast
+	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} HF_DATASETS_OFFLINE=$${HF_DATASETS_OFFLINE:-1} MMSR_FAST=$${MMSR_FAST:-1} \
+		$(BIN)/python -m pytest
 
-lab: setup  ## JupyterLab on the notebooks
+lab: setup  ## JupyterLab on the notebooks (hub ids load where the hub is reachable; MMSR_FAST=1: every notebook in seconds)
 	$(BIN)/jupyter lab notebooks/
 
 clean:
