@@ -2,6 +2,7 @@
 
     python benchmarks/gpu_check.py            # base size: needs a CUDA device
     python benchmarks/gpu_check.py --tiny     # the same steps at CPU size (what CI runs)
+    python benchmarks/gpu_check.py --cpu      # base size on a CPU: the kit's default path only, 1 step (minutes)
 
 Base size, random weights: a BERT-base-like text encoder (12 blocks, width 768, BERT's vocabulary) and a
 ViT-B/16 at 224 px (timm), the top 2 blocks of each trained, merge-attention-1 fusion, SASRec, width 768,
@@ -19,6 +20,7 @@ as on real data).
 import argparse
 import contextlib
 import gc
+import math
 import statistics
 import sys
 import tempfile
@@ -33,6 +35,7 @@ import eval_speed  # noqa: E402
 from train_speed import Runner, fixed_batches, sync  # noqa: E402
 
 from mmsr_kit import load_split, make_config  # noqa: E402
+from mmsr_kit.data.batches import TrainWindows  # noqa: E402
 
 # dense bf16 peaks, TFLOP/s (vendor figures, without sparsity)
 PEAKS = {"H200": 989, "H100 SXM": 989, "H100 80GB HBM3": 989, "H100 PCIe": 756, "H100": 989, "A100": 312, "L40S": 362,
@@ -82,8 +85,8 @@ def config(text, vision, tiny, device, batch_size):
     return make_config("smoke" if tiny else "paper", overrides=overrides)
 
 
-def measure(cfg, data, device, every, cache, steps):
-    """(sequences/s, encodes/s, first step s, peak MiB, FLOP per step) of one path."""
+def measure(cfg, data, device, every, cache, steps, count_flops=True):
+    """(sequences/s, encodes/s, first step s, peak MiB, FLOP per step or nan, step s) of one path."""
     bs = cfg.train.batch_size
     batches = fixed_batches(data, bs, steps + 2)
     path = Runner(cfg, data, device, every, cache)
@@ -92,14 +95,17 @@ def measure(cfg, data, device, every, cache, steps):
     first = path.timed_step(batches[0])  # fills the caches of the kit's default
     seconds = [path.timed_step(b) for b in batches[1 : steps + 1]]
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else float("nan")
-    with FlopCounterMode(display=False) as counter:
-        path.step(batches[steps + 1])
+    flops = float("nan")
+    if count_flops:  # one more step, counted
+        with FlopCounterMode(display=False) as counter:
+            path.step(batches[steps + 1])
+        flops = counter.get_total_flops()
     step = statistics.median(seconds)
     encodes = statistics.median(path.encodes(b) for b in batches[1 : steps + 1])
     del path
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    return bs / step, encodes / step, first, peak, counter.get_total_flops(), step
+    return bs / step, encodes / step, first, peak, flops, step
 
 
 def main(argv=None):
@@ -108,11 +114,15 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--peak-tflops", type=float, default=None, help="the card's dense bf16 peak, if not known")
     parser.add_argument("--skip-eval", action="store_true")
+    parser.add_argument("--cpu", action="store_true",
+                        help="base size on a CPU: the kit's default path only (the reference would take hours), "
+                             "1 timed step, no FLOP count, no evaluation: what the paper preset costs a laptop")
     args = parser.parse_args(argv)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not args.tiny and device.type != "cuda":
-        raise SystemExit("the base-size check needs a CUDA device; --tiny runs it at CPU size")
-    steps = args.steps or (2 if args.tiny else 5)
+    device = torch.device("cpu" if args.cpu else "cuda" if torch.cuda.is_available() else "cpu")
+    if not args.tiny and not args.cpu and device.type != "cuda":
+        raise SystemExit("the base-size check needs a CUDA device; --tiny runs it at CPU size, --cpu at base size")
+    steps = args.steps or (2 if args.tiny else 1 if args.cpu else 5)
+    paths = (("kit default", False, True),) if args.cpu else (("reference", True, False), ("kit default", False, True))
     peak = bf16_peak(device, args.peak_tflops)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"device {name}, torch {torch.__version__}, bf16 peak "
@@ -121,13 +131,13 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         text, vision = encoders(Path(tmp), args.tiny)
         rows = {}
-        for label, every, cache in (("reference", True, False), ("kit default", False, True)):
+        for label, every, cache in paths:
             batch_size = 8 if args.tiny else 64
             while True:
                 cfg = config(text, vision, args.tiny, device, batch_size)
                 data = load_split(cfg.data)
                 try:
-                    rows[label] = (batch_size, *measure(cfg, data, device, every, cache, steps))
+                    rows[label] = (batch_size, *measure(cfg, data, device, every, cache, steps, not args.cpu))
                     break
                 except torch.cuda.OutOfMemoryError:
                     if batch_size == 1:
@@ -147,9 +157,16 @@ def main(argv=None):
         memory = f"{mem:>10.0f}" if mem == mem else f"{'-':>10}"  # nan on a CPU
         print(f"{label:<13}{bs:>6}{seq:>9.1f}{enc:>11.0f}{step:>8.3f}{first:>9.2f}{memory}{flops / 1e12:>12.3f}"
               f"{rate / 1e12:>9.2f}{mfu}")
-    ratio = rows["kit default"][1] / rows["reference"][1]
-    print(f"speed-up (sequences/s, kit default / reference): {ratio:.1f}x", flush=True)
-    if not args.skip_eval:
+    if "reference" in rows:
+        ratio = rows["kit default"][1] / rows["reference"][1]
+        print(f"speed-up (sequences/s, kit default / reference): {ratio:.1f}x", flush=True)
+    else:
+        windows = len(TrainWindows(data))
+        step_s = rows["kit default"][-1]
+        print(f"an epoch of this world: {windows} training windows = {math.ceil(windows / batch_size)} steps of "
+              f"{batch_size}: about {math.ceil(windows / batch_size) * step_s / 3600:.1f} h at this step time "
+              "(each step encodes its batch's distinct items; their frozen states are computed once, the 'first s')")
+    if not args.skip_eval and not args.cpu:
         print()
         items = ["20000", "50000"] if args.tiny else ["100000", "1000000"]
         with contextlib.redirect_stderr(sys.stdout):

@@ -17,6 +17,15 @@ def test_gpu_check_runs_at_cpu_size(capsys):
         assert row in out, row
 
 
+def test_gpu_check_on_a_cpu_times_the_kit_path_alone_and_an_epoch(capsys):
+    import gpu_check
+
+    gpu_check.main(["--tiny", "--cpu"])
+    out = capsys.readouterr().out
+    assert "kit default" in out and "an epoch of this world" in out
+    assert "reference" not in out and "speed-up" not in out and "users/s" not in out  # no evaluation either
+
+
 def test_gpu_check_refuses_base_size_without_a_gpu():
     import gpu_check
     import torch
