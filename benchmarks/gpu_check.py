@@ -2,7 +2,7 @@
 
     python benchmarks/gpu_check.py            # base size: needs a CUDA device
     python benchmarks/gpu_check.py --tiny     # the same steps at CPU size (what CI runs)
-    python benchmarks/gpu_check.py --cpu      # base size on a CPU: the kit's default path only, 1 step (minutes)
+    python benchmarks/gpu_check.py --cpu      # base size on a CPU: the kit's default path only, batch 8, 1 step
 
 Base size, random weights: a BERT-base-like text encoder (12 blocks, width 768, BERT's vocabulary) and a
 ViT-B/16 at 224 px (timm), the top 2 blocks of each trained, merge-attention-1 fusion, SASRec, width 768,
@@ -114,6 +114,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--peak-tflops", type=float, default=None, help="the card's dense bf16 peak, if not known")
     parser.add_argument("--skip-eval", action="store_true")
+    parser.add_argument("--batch", type=int, default=None, help="sequences per step (default 64; --tiny, --cpu: 8)")
     parser.add_argument("--cpu", action="store_true",
                         help="base size on a CPU: the kit's default path only (the reference would take hours), "
                              "1 timed step, no FLOP count, no evaluation: what the paper preset costs a laptop")
@@ -132,7 +133,7 @@ def main(argv=None):
         text, vision = encoders(Path(tmp), args.tiny)
         rows = {}
         for label, every, cache in paths:
-            batch_size = 8 if args.tiny else 64
+            batch_size = args.batch or (8 if args.tiny or args.cpu else 64)  # on a CPU: 8, to stay within a laptop's memory
             while True:
                 cfg = config(text, vision, args.tiny, device, batch_size)
                 data = load_split(cfg.data)
