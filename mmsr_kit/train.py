@@ -221,9 +221,10 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
     history = []
     kind, k = parse_metric(cfg.train.metric, cfg.eval.ks)
     train_time, valid_time, sequences_seen, best_epoch, epoch_times = 0.0, 0.0, 0, 0, []
-    last_epoch = cfg.train.epochs if epoch_cap() is None else min(cfg.train.epochs, epoch_cap())
+    cap = epoch_cap()
+    last_epoch = cfg.train.epochs if cap is None else min(cfg.train.epochs, cap)
     if last_epoch < cfg.train.epochs:
-        log.warning("MMSR_EPOCH_CAP=%d: stopping after %d of %d epochs", epoch_cap(), last_epoch, cfg.train.epochs)
+        log.warning("MMSR_EPOCH_CAP=%d: stopping after %d of %d epochs", cap, last_epoch, cfg.train.epochs)
 
     if getattr(model, "trainable", True):
         windows = TrainWindows(data)
