@@ -25,6 +25,15 @@ def append_result(cfg, metrics, path=None, extra=None):
     return record
 
 
+def is_logged(cfg, metrics, path=None):
+    """Whether the log holds a line of this config with these very metrics (times included: one run's)."""
+    path = Path(path) if path else results_path()
+    if not path.exists():
+        return False
+    lines = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+    return any(r.get("config_hash") == cfg.hash() and r.get("metrics") == metrics for r in lines)
+
+
 def read_results(path=None):
     """The log as a flat DataFrame: columns such as `config.model.mode` and `metrics.test.hr@10`."""
     path = Path(path) if path else results_path()

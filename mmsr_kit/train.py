@@ -13,20 +13,21 @@ from typing import Optional
 
 import torch
 from accelerate.utils import set_seed
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .config import Config
 from .data import SplitData, load_split
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_states
-from .data.batches import EpochBatches, TrainWindows
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_durably
+from .data.batches import EpochBatches, TrainWindows, derived_seed
 from .data.split import popularity_groups
 from .device import make_accelerator, peak_memory_mb, trackers
 from .evaluate import full_ranking_metrics, parse_metric
+from .faults import crash_point, reset as reset_crash_points
 from .modes import build_model
 from .paths import results_path
-from .results import append_result
+from .results import append_result, is_logged
 from .transfer import id_keys, init_from
 
 log = logging.getLogger(__name__)
@@ -97,26 +98,31 @@ def new_totals(device):
     return {"loss": zero(), "grad_norm": zero(), "bad_step": torch.full((), -1, device=device), "seen": 0, "steps": 0}
 
 
+def seed_step(seed, step, process):
+    """Seed every random generator a step draws from (dropout, per-encode views, MAE masks) from (run seed, global
+    step, process) alone: a run resumed at any step boundary draws what an uninterrupted run draws, whatever ran
+    before (the loader's start, validation, a cache fill), with no random state to save."""
+    set_seed(derived_seed(seed, step, process) % 2**32)
+
+
 def train_epoch(model, loader, optimizer, scheduler, accelerator, clip=None, first_step=0, skip=0, totals=None,
-                restore=None, after_step=None):
+                after_step=None, seed=0):
     """One pass over the training windows; returns the epoch's running sums (`new_totals`).
 
-    Resuming inside an epoch: `skip` batches are already done (the loader yields them again, nothing runs), `totals`
-    are the sums so far, `restore` the random states to set just before the first step that runs (after the loader
-    has started: starting it draws a seed). `after_step(step, totals)` runs after each step (checkpoints).
-    `first_step`: the global step number before this epoch, for naming a step whose loss was not finite."""
+    Resuming inside an epoch: `skip` batches are already done (the loader yields them again, nothing runs) and
+    `totals` are the sums so far. `after_step(step, totals)` runs after each step (checkpoints). `first_step`: the
+    global step number before this epoch (step seeds; naming a step whose loss was not finite)."""
     model.train()
     t = totals or new_totals(accelerator.device)
     clip = float(clip) if clip else math.inf  # the norm is measured either way
     for step, batch in enumerate(loader, start=1):  # inputs, targets, negatives, their distinct items
         if step <= skip:
             continue
-        if restore is not None:
-            set_rng_states(restore)
-            restore = None
+        seed_step(seed, first_step + step, accelerator.process_index)
         with accelerator.autocast():
             loss = model(*batch)
         accelerator.backward(loss)
+        crash_point("step")
         norm = accelerator.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
         scheduler.step()
@@ -130,6 +136,7 @@ def train_epoch(model, loader, optimizer, scheduler, accelerator, clip=None, fir
         t["steps"] += 1
         if after_step is not None:
             after_step(step, t)
+        crash_point("between_steps")
     return t
 
 
@@ -201,7 +208,11 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
     """Train and evaluate `cfg`; write `out_dir` (config.yaml at the start; checkpoints during training; then
     metrics.json, history.json, model.safetensors) and append a line to the results log `results` (a path; False to
     skip). `resume`: continue from `out_dir`'s latest checkpoint, to the very metrics an uninterrupted run gives.
-    Returns a Run."""
+    Returns a Run. A finished run (its metrics.json written) resumed trains nothing: it returns what it saved, and
+    writes its results-log line if a crash came between the two."""
+    reset_crash_points()
+    if resume and is_finished(out_dir):
+        return finished_run(cfg, out_dir, results)
     t_start = time.perf_counter()
     logging_dir = tracking_dir(cfg, out_dir)
     accelerator = make_accelerator(cfg.train, logging_dir)
@@ -221,7 +232,7 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
     history = []
     kind, k = parse_metric(cfg.train.metric, cfg.eval.ks)
     train_time, valid_time, sequences_seen, best_epoch, epoch_times = 0.0, 0.0, 0, 0, []
-    cap = epoch_cap()
+    cap, stopped = epoch_cap(), False
     last_epoch = cfg.train.epochs if cap is None else min(cfg.train.epochs, cap)
     if last_epoch < cfg.train.epochs:
         log.warning("MMSR_EPOCH_CAP=%d: stopping after %d of %d epochs", cap, last_epoch, cfg.train.epochs)
@@ -238,13 +249,13 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
         steps = len(loader)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.train, steps))
         best_score, best_state, stale, stopped = -1.0, None, 0, False
-        start_epoch, skip, totals, restore = 1, 0, None, None
+        start_epoch, skip, totals = 1, 0, None
         if resume:
-            path = latest_checkpoint(out_dir)
+            path = latest_checkpoint(out_dir, check=True)
             if path is None:
                 log.warning("%s has no checkpoint yet: training from the start", out_dir)
             else:
-                weights, best_state, optimizer_state, restore, state = load_checkpoint(path, accelerator.device)
+                weights, best_state, optimizer_state, state = load_checkpoint(path, accelerator.device)
                 accelerator.unwrap_model(model).load_state_dict(weights)
                 optimizer.load_state_dict(optimizer_state)
                 scheduler.load_state_dict(state["scheduler"])
@@ -255,22 +266,26 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
                 start_epoch, skip = (state["epoch"] + 1, 0) if state["step"] == steps else (state["epoch"], state["step"])
                 if skip:
                     totals = new_totals(accelerator.device)
-                    totals.update({key: state["totals"][key] for key in ("seen", "steps")})
+                    mine = {key: value[accelerator.process_index] for key, value in state["totals"].items()}
+                    totals.update(seen=int(mine["seen"]), steps=state["step"])
                     for key in ("loss", "grad_norm"):
-                        totals[key] += state["totals"][key]
+                        totals[key] += mine[key]
                 log.info("resuming %s from %s: epoch %d, after step %d of %d", out_dir, path.name, state["epoch"],
                          state["step"], steps)
 
         def checkpoint(epoch, step, t):
             if not out_dir:
                 return
+            sums = torch.stack([t["loss"].double(), torch.as_tensor(t["grad_norm"], dtype=torch.float64,
+                                device=accelerator.device), torch.tensor(float(t["seen"]), dtype=torch.float64,
+                                device=accelerator.device)])
+            sums = accelerator.gather(sums[None]).tolist()  # (processes, 3): each process's sums so far
             if accelerator.is_main_process:
                 state = {"epoch": epoch, "step": step, "scheduler": scheduler.state_dict(), "history": history,
                          "best_score": best_score, "best_epoch": best_epoch, "stale": stale, "stopped": stopped,
                          "train_time": train_time + (time.perf_counter() - t0), "sequences_seen": sequences_seen,
                          "valid_time": valid_time, "epoch_times": epoch_times,
-                         "totals": {"loss": float(t["loss"]), "grad_norm": float(t["grad_norm"]), "seen": t["seen"],
-                                    "steps": t["steps"]}}
+                         "totals": dict(zip(("loss", "grad_norm", "seen"), map(list, zip(*sums))))}
                 save_checkpoint(out_dir, (epoch - 1) * steps + step, accelerator.unwrap_model(model).state_dict(),
                                 best_state, optimizer, state)
             accelerator.wait_for_everyone()
@@ -289,8 +304,8 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
             batches.set_epoch(epoch)  # (and not through the per-process shards of a multi-process run)
             t0 = t_epoch = time.perf_counter()
             t = train_epoch(model, loader, optimizer, scheduler, accelerator, cfg.train.grad_clip, (epoch - 1) * steps,
-                            skip, totals, restore, after_step)
-            skip, totals, restore = 0, None, None
+                            skip, totals, after_step, cfg.train.seed)
+            skip, totals = 0, None
             train_time += time.perf_counter() - t0
             check_finite(t, epoch, out_dir)
             sequences_seen += t["seen"]
@@ -301,6 +316,7 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
                 t_valid = time.perf_counter()
                 valid = evaluate(accelerator.unwrap_model(model), data, cfg, "valid", accelerator)
                 valid_time += time.perf_counter() - t_valid
+                crash_point("validation")
                 row.update({f"valid_{m}": v for m, v in valid.items() if m != "n"})
                 score = valid[f"{kind}@{k}"]
                 if score > best_score:
@@ -317,6 +333,7 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
                 stopped = True
             t0 = time.perf_counter()  # the epoch's time is counted already
             checkpoint(epoch, steps, t)
+            crash_point("after_epoch_checkpoint")
         model = accelerator.unwrap_model(model)
         model.load_state_dict(best_state)
 
@@ -325,12 +342,16 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
         raise RuntimeError(f"the {accelerator.num_processes} processes hold different weights (sums {sums}): "
                            "they did not train in sync")
 
-    metrics = {split: evaluate(model, data, cfg, split, accelerator, by_popularity=split == "test")
-               for split in ("valid", "test", "cold")}
+    metrics = {}
+    for split in ("valid", "test", "cold"):
+        metrics[split] = evaluate(model, data, cfg, split, accelerator, by_popularity=split == "test")
+        if split == "test":
+            crash_point("final_evaluation")
     metrics.update({
         "popularity": metrics["test"].pop("groups"),  # test metrics per popularity bucket of the target
         "best_epoch": best_epoch,
         "epochs_run": len(history),
+        "complete": stopped or last_epoch == cfg.train.epochs,  # False: cut by MMSR_EPOCH_CAP (--resume goes on)
         "wall_time_s": time.perf_counter() - t_start,
         "train_time_s": train_time,
         "valid_time_s": valid_time,  # the per-epoch validations
@@ -355,16 +376,40 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
     if accelerator.is_main_process:
         if out_dir:
             save_run(run)
+            crash_point("after_metrics")
         if results is not False:
             append_result(cfg, metrics, path=results)
     return run
 
 
 def save_run(run):
+    """Write the run's folder; metrics.json last (atomically): its presence says the run is finished."""
     out = run.out_dir
     out.mkdir(parents=True, exist_ok=True)
     run.config.save(out / "config.yaml")
-    (out / "metrics.json").write_text(json.dumps(run.metrics, indent=2))
-    (out / "history.json").write_text(json.dumps(run.history, indent=2))
     state = {k: v.detach().cpu().contiguous() for k, v in run.model.state_dict().items()}
     save_file(state, str(out / "model.safetensors"))
+    write_durably(out / "history.json", json.dumps(run.history, indent=2))
+    write_durably(out / "metrics.json", json.dumps(run.metrics, indent=2))
+
+
+def is_finished(out_dir):
+    """Whether a run folder holds a finished run: its metrics.json, not cut short by MMSR_EPOCH_CAP."""
+    path = Path(out_dir) / "metrics.json"
+    return path.is_file() and json.loads(path.read_text()).get("complete", True) is True
+
+
+def finished_run(cfg, out_dir, results=None):
+    """The Run a finished run folder holds (metrics, history, best weights), nothing trained again; its line goes to
+    the results log `results` if it is not there yet (a crash after metrics.json, before the log)."""
+    out = Path(out_dir)
+    metrics = json.loads((out / "metrics.json").read_text())
+    history = json.loads((out / "history.json").read_text())
+    log.warning("%s is finished (metrics.json is there): nothing to train; its metrics are those saved", out)
+    data = load_split(cfg.data)
+    model = build_model(cfg, data)
+    model.load_state_dict(load_file(str(out / "model.safetensors")))
+    main = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 alone writes and prints
+    if main and results is not False and not is_logged(cfg, metrics, path=results):
+        append_result(cfg, metrics, path=results)
+    return Run(cfg, metrics, history, model, data, out, main)

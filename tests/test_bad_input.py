@@ -137,3 +137,12 @@ def test_a_text_longer_than_the_model_reads_is_cut_and_logged(caplog):
     batch = encoder.tokenize(["word " * 1000])
     assert batch["input_ids"].shape == (1, 128)
     assert encoder(**batch)[2].shape == (1, encoder.width)
+
+
+def test_every_not_found_hint_names_a_config_key_that_exists():
+    from mmsr_kit.config import Config, set_value
+    from mmsr_kit.encoders.common import CONFIG_KEYS, missing_model
+
+    for kind, key in CONFIG_KEYS.items():
+        set_value(Config(), key, "/path/to/model")  # raises for a key that does not exist
+        assert f"({key}=/path/to/model" in str(missing_model("some/model", kind)), kind

@@ -39,9 +39,15 @@ def hub_offline():
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
 
 
+# The config key that names a model of each kind, for the not-found hint (a test sets each one).
+CONFIG_KEYS = {"text encoder": "model.text_encoder", "vision encoder": "model.vision_encoder",
+               "vision-language model": "model.vlp", "tokenizer of vision-language model": "model.vlp",
+               "image processor of vision-language model": "model.vlp", "region extractor": "model.vlp_extractor"}
+
+
 def missing_model(name, kind, cause=None, how=None):
     where = "HF_HUB_OFFLINE is set, so the hub is not asked" if hub_offline() else "the hub could not be reached"
-    how = how or f"a local folder (model.{kind.replace(' ', '_')}=/path/to/model, written by save_pretrained)"
+    how = how or f"a local folder ({CONFIG_KEYS[kind]}=/path/to/model, written by save_pretrained)"
     return ModelNotFound(
         f"{kind} {name!r} was not found: it is not local, not in the Hugging Face cache, and {where}. "
         f"Pass {how} or, with a network, its hub name; `mmsr list encoders` names the ones that work offline."
