@@ -206,7 +206,7 @@ def epoch_cap():
 
 def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
     """Train and evaluate `cfg`; write `out_dir` (config.yaml at the start; checkpoints during training; then
-    metrics.json, history.json, model.safetensors) and append a line to the results log `results` (a path; False to
+    model.safetensors, history.json, and metrics.json last) and append a line to the results log `results` (a path; False to
     skip). `resume`: continue from `out_dir`'s latest checkpoint, to the very metrics an uninterrupted run gives.
     Returns a Run. A finished run (its metrics.json written) resumed trains nothing: it returns what it saved, and
     writes its results-log line if a crash came between the two."""
