@@ -94,7 +94,7 @@ def save_checkpoint(run_dir, step, model_state, best_state, optimizer, state):
     shutil.rmtree(folder / name, ignore_errors=True)
     os.replace(tmp, folder / name)
     _fsync(folder)
-    keep = [name] + [p for p in previous[:1] if p != name]
+    keep = [name] + [p for p in previous if p != name][:1]
     write_durably(folder / "latest.json", json.dumps({"checkpoint": name, "step": step, "previous": keep[1:]}))
     for old in folder.iterdir():  # older checkpoints and any partial one a killed run left behind
         if old.name not in (*keep, "latest.json"):
