@@ -27,20 +27,21 @@ def append_result(cfg, metrics, path=None, extra=None):
 
 def is_logged(cfg, metrics, path=None):
     """Whether the log holds a line of this config with these very metrics (times included: one run's)."""
+    return any(r.get("config_hash") == cfg.hash() and r.get("metrics") == metrics for r in read_records(path))
+
+
+def read_records(path=None):
+    """The log's records as written (nested dicts), oldest first; none when there is no log."""
     path = Path(path) if path else results_path()
     if not path.exists():
-        return False
-    lines = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
-    return any(r.get("config_hash") == cfg.hash() and r.get("metrics") == metrics for r in lines)
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def read_results(path=None):
     """The log as a flat DataFrame: columns such as `config.model.mode` and `metrics.test.hr@10`."""
-    path = Path(path) if path else results_path()
-    if not path.exists():
-        return pd.DataFrame()
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return pd.json_normalize(records)
+    records = read_records(path)
+    return pd.json_normalize(records) if records else pd.DataFrame()
 
 
 def metrics_table(runs, splits=("test", "cold"), metrics=("hr@10", "ndcg@10")):

@@ -248,7 +248,7 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
         model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
         steps = len(loader)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.train, steps))
-        best_score, best_state, stale, stopped = -1.0, None, 0, False
+        best_score, best_state, stale = -1.0, None, 0
         start_epoch, skip, totals = 1, 0, None
         if resume:
             path = latest_checkpoint(out_dir, check=True)
@@ -276,10 +276,9 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
         def checkpoint(epoch, step, t):
             if not out_dir:
                 return
-            sums = torch.stack([t["loss"].double(), torch.as_tensor(t["grad_norm"], dtype=torch.float64,
-                                device=accelerator.device), torch.tensor(float(t["seen"]), dtype=torch.float64,
-                                device=accelerator.device)])
-            sums = accelerator.gather(sums[None]).tolist()  # (processes, 3): each process's sums so far
+            sums = torch.tensor([[float(t["loss"]), float(t["grad_norm"]), t["seen"]]], dtype=torch.float64,
+                                device=accelerator.device)
+            sums = accelerator.gather(sums).tolist()  # (processes, 3): each process's sums so far
             if accelerator.is_main_process:
                 state = {"epoch": epoch, "step": step, "scheduler": scheduler.state_dict(), "history": history,
                          "best_score": best_score, "best_epoch": best_epoch, "stale": stale, "stopped": stopped,

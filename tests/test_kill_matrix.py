@@ -16,6 +16,7 @@ import torch
 from mmsr_kit import make_config
 from mmsr_kit.checkpoint import latest_checkpoint
 from mmsr_kit.faults import POINTS, SimulatedCrash
+from mmsr_kit.results import read_records
 from mmsr_kit.train import fit
 
 TIMES = {"time", "wall_time_s", "train_time_s", "valid_time_s", "epoch_times_s", "sequences_per_s", "peak_memory_mb"}
@@ -39,13 +40,9 @@ def untimed(tree):
     return tree
 
 
-def log_lines(path):
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
 def outcome(run_dir, log):
     """What must be equal: metrics and history as saved, and the one results-log line, all without timings."""
-    lines = log_lines(log)
+    lines = read_records(log)
     assert len(lines) == 1, f"{len(lines)} results-log lines"
     return (untimed(json.loads((run_dir / "metrics.json").read_text())),
             json.loads((run_dir / "history.json").read_text()), untimed(lines[0]))
@@ -77,7 +74,7 @@ def test_a_run_stopped_at_any_point_resumes_to_an_uninterrupted_runs_outcome(poi
     with pytest.raises(SimulatedCrash):
         fit(cfg, out_dir=run_dir, results=log, progress=False)
     monkeypatch.delenv("MMSR_CRASH_AT")
-    assert log_lines(log) == []
+    assert read_records(log) == []
     fit(cfg, out_dir=run_dir, results=log, progress=False, resume=True)
     got, want = outcome(run_dir, log), references(cell)
     assert got[1] == want[1]  # every epoch's loss, gradient norm, learning rate and validation metrics
@@ -114,7 +111,7 @@ def test_a_finished_run_resumed_trains_nothing_and_says_so(tmp_path, capsys, cap
     assert "is finished" in caplog.text and "nothing to train" in caplog.text
     assert json.loads(out.strip().splitlines()[-1]) == json.loads(saved)  # the saved metrics, timings included
     assert (tmp_path / "run" / "metrics.json").read_text() == saved
-    assert len(log_lines(tmp_path / "log.jsonl")) == 1  # not logged twice
+    assert len(read_records(tmp_path / "log.jsonl")) == 1  # not logged twice
 
 
 def test_a_run_cut_by_the_epoch_cap_resumes_to_the_uncut_runs_metrics(references, tmp_path, monkeypatch):
