@@ -73,3 +73,23 @@ def test_notebook_times_extrapolates_capped_runs_by_their_time_per_epoch():
     assert notebook_times.estimate(rows) == (15, 6, 72.0)
     rows[0]["metrics"].update(epochs_run=2, epoch_times_s=[7.0, 3.0])  # past the first (warm-up) epoch: the last one
     assert notebook_times.estimate(rows) == (15, 7, 24.0)
+
+
+def test_epoch_profile_counts_every_step_and_its_parts(capsys):
+    import math
+
+    import epoch_profile
+    from mmsr_kit import load_split, make_config
+    from mmsr_kit.data.batches import TrainWindows
+
+    rows = epoch_profile.main(["--preset", "smoke", "--modes", "idsr", "mmsr_t", "--epochs", "1",
+                               "--set", "model.text_encoder=bow", "--set", "train.batch_size=100"])
+    windows = len(TrainWindows(load_split(make_config("smoke").data)))
+    for mode, row in rows.items():
+        assert row["steps"] == math.ceil(windows / 100), mode
+        assert 0 < row["items"] <= row["catalogue"] == 300
+        parts = row["forward"] + row["backward"] + row["optimizer"] + row["data"]
+        assert 0 < parts <= row["epoch"] * 1.001 and row["encode"] <= row["forward"] and row["valid"] > 0
+    assert rows["mmsr_t"]["encode"] > 0
+    out = capsys.readouterr().out
+    assert "items/step" in out and "mmsr_t" in out
