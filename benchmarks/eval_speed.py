@@ -6,8 +6,8 @@ Both rank every target against all items with the case's history masked, on the 
 and the same cases, and must agree on HR@10, NDCG@10 and HR@1000; the kit is timed at its default cut-offs
 (10, 20, 50). The naive path is what peer code does: one users x items score matrix, then per user a Python
 loop that masks the history, sorts the row and finds the target. The kit: item vectors once, users scored in
-batches into one buffer, a sample of the items settles the cases ranked below every cut-off, top-k on the
-device for the rest (no sort).
+batches into one buffer, a sample of the items settles the cases ranked below every cut-off (from 20k items),
+top-k on the device for the rest (no sort; below 16k items two comparisons over each whole row instead).
 
 Where targets rank matters to the kit (the sample settles low-ranked ones cheaply), so two kinds of targets:
 "trained-like": a share `--top-share` of the targets among each user's 50 best-scored items, the others at a

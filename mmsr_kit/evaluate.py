@@ -137,13 +137,18 @@ class Probe:
         return above >= self.cap
 
 
+# Below this many items two comparisons over each whole score row cost less than one top-k (a CPU, 256 cases:
+# 1.3 vs 4.0 ms at 2,001 items, 15.0 vs 13.4 ms at 20,001): the exact counts, the same metrics at every k <= cap.
+TOPK_FROM = 16_384
+
+
 def rank_batch(users, item_vectors, targets, rows, items, cap, buffer=None, probe=None):
-    """(#items scoring higher, #other items scoring the same) of each case's target, clipped at `cap`; the cases
-    a `probe` settles get (cap, 0) without a full score row."""
+    """(#items scoring higher, #other items scoring the same) of each case's target, clipped at `cap` from
+    `TOPK_FROM` items; the cases a `probe` settles get (cap, 0) without a full score row."""
     if probe is None or not probe.active:
         scores = masked_scores(users, item_vectors, rows, items, buffer)
         check_finite(scores.gather(1, targets[:, None]))
-        return rank_counts(scores, targets, cap)
+        return rank_counts(scores, targets, cap if scores.shape[1] >= TOPK_FROM else None)
     target_scores = (users * item_vectors[targets]).sum(1)  # (B,)
     check_finite(target_scores)
     open_ = torch.nonzero(~probe.settled(users, target_scores, rows, items)).squeeze(1)

@@ -141,9 +141,22 @@ def train_epoch(model, loader, optimizer, scheduler, accelerator, clip=None, fir
 
 
 def weight_sums(model, accelerator):
-    """The sum of every weight, in float64, from each process (one value per process)."""
-    total = sum((p.detach().double().sum() for p in model.parameters()), torch.zeros((), dtype=torch.float64))
+    """The sum of every weight and saved buffer (BatchNorm's running statistics), in float64, from each process
+    (one value per process)."""
+    total = sum((t.detach().double().sum() for t in model.state_dict().values() if t.is_floating_point()),
+                torch.zeros((), dtype=torch.float64))
     return [float(x) for x in accelerator.gather(total.to(accelerator.device).reshape(1))]
+
+
+def share_buffers(model, accelerator):
+    """Process 0's saved buffers (BatchNorm's running statistics) to every process. Each process updates its own in
+    its forward passes (DDP sends process 0's before each one, not after the last), so without this the processes
+    would evaluate their shares of the cases with slightly different models, none of them the one saved."""
+    if accelerator.num_processes > 1:
+        saved = model.state_dict(keep_vars=True)
+        for name, buffer in model.named_buffers():
+            if name in saved and buffer.is_floating_point():
+                torch.distributed.broadcast(buffer.data, src=0)
 
 
 class TrainingDiverged(FloatingPointError):
@@ -336,6 +349,7 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
         model = accelerator.unwrap_model(model)
         model.load_state_dict(best_state)
 
+    share_buffers(model, accelerator)
     sums = weight_sums(model, accelerator)
     if len(set(sums)) > 1:  # gradients are averaged every step, so the processes' weights must agree exactly
         raise RuntimeError(f"the {accelerator.num_processes} processes hold different weights (sums {sums}): "

@@ -112,6 +112,27 @@ def test_capped_rank_counts_give_the_same_metrics():
     assert full["hr@50"] > 8  # the shortcut is not trivially skipping every row
 
 
+def test_full_rows_below_topk_from_give_the_top_k_metrics(monkeypatch):
+    """Below `TOPK_FROM` items the ranking counts over whole rows instead of a top-k: the same metrics, ties (many
+    here) and masked history included."""
+    import mmsr_kit.evaluate as evaluate
+
+    rng = np.random.default_rng(1)
+    n, cases = 300, 80
+    vectors = torch.randint(-2, 3, (n + 1, 4), generator=torch.Generator().manual_seed(1)).float()  # ties everywhere
+    vectors[0] = 0
+    prefixes = [rng.choice(np.arange(1, n + 1), size=rng.integers(1, 6), replace=False) for _ in range(cases)]
+    targets = [int(rng.choice(np.setdiff1d(np.arange(1, n + 1), p))) for p in prefixes]
+    evalset = eval_set(prefixes, targets, np.arange(cases), max_len=5)
+    model = SumModel(vectors)
+    assert n + 1 < evaluate.TOPK_FROM
+    rows = full_ranking_metrics(model, evalset, n, ks=[1, 10, 50], batch_size=16, probe=False)
+    monkeypatch.setattr(evaluate, "TOPK_FROM", 0)  # the top-k at every size
+    topk = full_ranking_metrics(model, evalset, n, ks=[1, 10, 50], batch_size=16, probe=False)
+    assert rows == pytest.approx(topk, abs=1e-12)
+    assert 0.05 < rows["hr@50"] < 0.95
+
+
 class SumModel(torch.nn.Module):
     """Item vectors given; a user vector is the sum of its history's item vectors."""
 
