@@ -6,6 +6,16 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 
+FAST_LINE = ("MMSR_FAST=1: plumbing only. A small world (the smoke preset) and a few epochs check that every cell "
+             "runs; the numbers below are not findings (most sit near chance). Unset MMSR_FAST for the workshop size.")
+
+
+def fast_banner(fast):
+    """The line a notebook prints near its top in fast mode (plain text, so every export keeps it)."""
+    if fast:
+        print(FAST_LINE)
+
+
 def picture_facets(images, captions, cols, max_chars):
     """uint8 pictures (n, S, S, 3) in a grid of `cols` columns, each captioned (cut to `max_chars`)."""
     fig = px.imshow(images, facet_col=0, facet_col_wrap=cols, facet_col_spacing=0.01, facet_row_spacing=0.08)

@@ -23,4 +23,16 @@ def test_notebook_is_clean_and_parameterised(path):
     assert len(params) == 1, "exactly one cell tagged `parameters`"
     assert "MMSR_FAST" in "".join(params[0]["source"])
     assert "autoreload" in "".join(code[0]["source"])
+    after = code[code.index(params[0]) + 1]  # fast mode says so near the top, right after the knobs
+    assert "fast_banner(FAST)" in "".join(after["source"]), "the cell after `parameters` calls fast_banner(FAST)"
     assert any("assert" in "".join(c["source"]) for c in code), "checks are asserts in cells"
+
+
+def test_fast_banner_prints_one_line_in_fast_mode_only(capsys):
+    from mmsr_kit.viz import fast_banner
+
+    fast_banner(False)
+    assert capsys.readouterr().out == ""
+    fast_banner(True)
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "MMSR_FAST=1" in out and "not findings" in out
