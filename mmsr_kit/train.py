@@ -149,9 +149,10 @@ def weight_sums(model, accelerator):
 
 
 def share_buffers(model, accelerator):
-    """Process 0's saved buffers (BatchNorm's running statistics) to every process. Each process updates its own in
-    its forward passes (DDP sends process 0's before each one, not after the last), so without this the processes
-    would evaluate their shares of the cases with slightly different models, none of them the one saved."""
+    """Process 0's saved buffers (BatchNorm's running statistics) to every process, before each validation. Each
+    process updates its own in its forward passes (DDP sends process 0's before each one, not after the last), so
+    without this the processes would validate, keep as best and test slightly different models, none of them the
+    one saved. Training is unchanged: the next forward gets process 0's buffers from DDP anyway."""
     if accelerator.num_processes > 1:
         saved = model.state_dict(keep_vars=True)
         for name, buffer in model.named_buffers():
@@ -326,6 +327,7 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
             row = {"epoch": epoch, "loss": mean_loss, "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[-1]}
             if epoch % cfg.train.eval_every == 0 or epoch == last_epoch:
                 t_valid = time.perf_counter()
+                share_buffers(accelerator.unwrap_model(model), accelerator)  # one model validated; best_state alike
                 valid = evaluate(accelerator.unwrap_model(model), data, cfg, "valid", accelerator)
                 valid_time += time.perf_counter() - t_valid
                 crash_point("validation")
@@ -349,7 +351,6 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
         model = accelerator.unwrap_model(model)
         model.load_state_dict(best_state)
 
-    share_buffers(model, accelerator)
     sums = weight_sums(model, accelerator)
     if len(set(sums)) > 1:  # gradients are averaged every step, so the processes' weights must agree exactly
         raise RuntimeError(f"the {accelerator.num_processes} processes hold different weights (sums {sums}): "
