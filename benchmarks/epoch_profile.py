@@ -54,7 +54,7 @@ def profile_mode(mode, args, device):
     data = load_split(cfg.data)
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg, data).to(device)
-    windows = TrainWindows(data)
+    windows = TrainWindows(data, cfg.train.negatives)
     batches = EpochBatches(len(windows), cfg.train.batch_size, cfg.train.seed)
     loader = DataLoader(windows, batch_sampler=batches, collate_fn=functools.partial(windows.collate_keys, distinct=True))
     optimizer = torch.optim.AdamW(param_groups(model, cfg.train))

@@ -63,6 +63,7 @@ class ModelConfig:
 class TrainConfig:
     epochs: int = 150  # passes over the training windows (the paper: 150)
     batch_size: int = 128  # training sequences per step
+    negatives: int = 1  # uniform negatives per position, BCE averaged over them (the paper: 1)
     lr: float = 1e-3  # learning rate of the sequence model, fusion and ID tables
     encoder_lr: float = 1e-4  # learning rate of pretrained item encoders (Table 12)
     weight_decay: float = 0.1  # AdamW weight decay outside the item encoders

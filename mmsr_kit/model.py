@@ -13,6 +13,13 @@ def distinct_items(ids):
     return unique, inverse + 1
 
 
+def training_ids(inputs, targets, negatives):
+    """The item indices of a training batch as one (2 + k, B, L) tensor: inputs, targets, then the k negatives of
+    each position (negatives (B, L), or (B, L, k) with train.negatives = k > 1). Encoded in one pass."""
+    negatives = negatives.unsqueeze(-1) if negatives.dim() == 2 else negatives
+    return torch.cat([inputs[None], targets[None], negatives.permute(2, 0, 1)])
+
+
 class IDEmbedding(nn.Module):
     """IDSR's item encoder: a learned vector per item index (row 0 is padding)."""
 
@@ -66,15 +73,15 @@ class Recommender(nn.Module):
         return self.sequence(self.item_vectors(inputs), inputs > 0)
 
     def forward(self, inputs, targets, negatives, distinct=None):
-        """BCE with one negative per positive, averaged over the non-padding positions. `distinct`:
-        `distinct_items` of the stacked (inputs, targets, negatives), as `TrainWindows.collate` gives it."""
-        vectors = self.item_vectors(torch.stack([inputs, targets, negatives]), distinct)  # (3, B, L, D): one encode
+        """BCE of each positive and its negatives (one, the paper's, or k: their mean), averaged over the
+        non-padding positions. `distinct`: `distinct_items(training_ids(...))`, as `TrainWindows.collate` gives it."""
+        vectors = self.item_vectors(training_ids(inputs, targets, negatives), distinct)  # (2 + k, B, L, D): one encode
         h = self.sequence(vectors[0], inputs > 0)  # (B, L, D)
         pos = (h * self.candidates(vectors[1])).sum(-1)  # (B, L)
-        neg = (h * self.candidates(vectors[2])).sum(-1)
+        neg = (h * self.candidates(vectors[2:])).sum(-1)  # (k, B, L)
         mask = ((inputs > 0) & (targets > 0)).to(h.dtype)  # a real item predicting a real next item
         loss = F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos), reduction="none")
-        loss = loss + F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg), reduction="none")
+        loss = loss + F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg), reduction="none").mean(0)
         return (loss * mask).sum() / mask.sum().clamp(min=1)
 
     @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Training: BCE with one negative per positive, AdamW with item-encoder and downstream groups,
+"""Training: BCE with one negative per positive (or k), AdamW with item-encoder and downstream groups,
 the paper's schedule, validation every N epochs, test once with the best checkpoint."""
 import copy
 import functools
@@ -252,7 +252,7 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
         log.warning("MMSR_EPOCH_CAP=%d: stopping after %d of %d epochs", cap, last_epoch, cfg.train.epochs)
 
     if getattr(model, "trainable", True):
-        windows = TrainWindows(data)
+        windows = TrainWindows(data, cfg.train.negatives)
         batches = EpochBatches(len(windows), cfg.train.batch_size, cfg.train.seed)
         loader = DataLoader(windows, batch_sampler=batches,
                             collate_fn=functools.partial(windows.collate_keys, distinct=True),

@@ -175,11 +175,15 @@ def test_bag_of_words_encoder_has_no_blocks_and_mean_pools():
     assert torch.allclose(pooled, (tokens * mask[..., None]).sum(1) / mask.sum(1, keepdim=True), atol=1e-6)
 
 
-def test_tiny_cnn_gives_a_grid_and_trains_from_scratch():
-    enc = VisionEncoder("tiny-cnn", image_size=32)
+@pytest.mark.parametrize("name, first_kernel", [("tiny-cnn", 4), ("tiny-patch", 8)])
+def test_tiny_cnn_gives_a_grid_and_trains_from_scratch(name, first_kernel):
+    enc = VisionEncoder(name, image_size=32)
     assert not enc.pretrained and trainable(enc) == {n for n, _ in enc.named_parameters()}
+    assert enc.model.blocks[0][0].kernel_size == (first_kernel, first_kernel)
     tokens, mask, pooled = enc(torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8))
     assert tokens.shape == (2, 16, 64) and torch.allclose(pooled, tokens.mean(1))
+    tokens.sum().backward()
+    assert all(p.grad is not None for p in enc.parameters())
     enc.eval()
     assert not enc.model.blocks[0][1].training  # batch norm uses its running statistics at evaluation
 

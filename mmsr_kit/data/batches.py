@@ -1,4 +1,4 @@
-"""Training batches: windows of item indices with one random negative per position.
+"""Training batches: windows of item indices with one random negative per position (or k: train.negatives).
 
 `EpochBatches` makes every batch a function of (seed, epoch, batch number) alone: the order of the windows and
 each batch's negatives (drawn from the batch's own generator, in whichever process or loader worker collates
@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ..model import distinct_items
+from ..model import distinct_items, training_ids
 
 
 def sample_negatives(history, shape, n_items, generator=None, max_rounds=100, pool=None):
@@ -63,10 +63,12 @@ class EpochBatches(Sampler):
 
 
 class TrainWindows(Dataset):
-    """Each training window of a SplitData: (L+1,) item indices and the window's user."""
+    """Each training window of a SplitData: (L+1,) item indices and the window's user; `negatives` per position."""
 
-    def __init__(self, data):
-        self.data = data
+    def __init__(self, data, negatives=1):
+        if negatives < 1:
+            raise ValueError(f"train.negatives must be at least 1, got {negatives}")
+        self.data, self.negatives = data, negatives
 
     def __len__(self):
         return len(self.data.train_windows)
@@ -80,8 +82,8 @@ class TrainWindows(Dataset):
         return self.collate([i for i, _ in keys], distinct, generator)
 
     def collate(self, indices, distinct=False, generator=None):
-        """Window indices -> inputs (B, L), targets (B, L), negatives (B, L); padding is 0 everywhere. With
-        `distinct`, also `distinct_items` of the three stacked: computed here, on the host (in the loader's
+        """Window indices -> inputs (B, L), targets (B, L), negatives (B, L), or (B, L, k) for k > 1 negatives;
+        padding is 0 everywhere. With `distinct`, also `distinct_items` of them all (`training_ids`): computed here, on the host (in the loader's
         workers), so the training step never waits for it on a GPU. Negatives come from `generator` (default:
         torch's global one)."""
         windows = torch.as_tensor(self.data.train_windows[indices])  # (B, L+1)
@@ -92,9 +94,11 @@ class TrainWindows(Dataset):
         for r, h in enumerate(histories):
             padded[r, : len(h)] = h
         pool = self.data.negative_pool  # new items (held out of training) are never negatives either
-        negatives = sample_negatives(torch.as_tensor(padded), targets.shape, self.data.n_items, generator,
-                                     pool=None if pool is None else torch.as_tensor(pool))
-        negatives = negatives * (targets > 0)
+        k = self.negatives
+        negatives = sample_negatives(torch.as_tensor(padded), (len(targets), targets.shape[1] * k), self.data.n_items,
+                                     generator, pool=None if pool is None else torch.as_tensor(pool))
+        negatives = negatives.reshape(targets.shape) * (targets > 0) if k == 1 else \
+            negatives.reshape(*targets.shape, k) * (targets > 0).unsqueeze(-1)
         if distinct:
-            return inputs, targets, negatives, distinct_items(torch.stack([inputs, targets, negatives]))
+            return inputs, targets, negatives, distinct_items(training_ids(inputs, targets, negatives))
         return inputs, targets, negatives

@@ -97,23 +97,29 @@ VISION_ENCODERS["tiny-mae"] = VisionSpec(
 VISION_ENCODERS["tiny-cnn"] = VisionSpec(
     "kit", "TinyCNN", "2-convolution CNN, width 64, 4x4 grid at 32 px, trained from scratch (CPU)", None, None,
     pretrained=False)
+VISION_ENCODERS["tiny-patch"] = VisionSpec(
+    "kit", "TinyPatch", "8x8-patch CNN, width 64, 4x4 grid at 32 px, trained from scratch (CPU; ~4x cheaper than "
+    "tiny-cnn)", None, None, pretrained=False)
 VISION_ENCODERS["tiny-vit"] = VisionSpec(
     "timm", "vit_tiny_patch16_224", "2-block ViT, width 64, 8x8 patches, trained from scratch (CPU)", None, None,
     kwargs={"patch_size": 8, "embed_dim": 64, "depth": 2, "num_heads": 2}, pretrained=False)  # 8x8 patches: 4x cheaper than 4x4 at 32 px
 
 
 class TinyCNN(nn.Module):
-    """A CPU-sized convolutional encoder trained from scratch: a 4x4 patchify convolution, then a strided 3x3
-    convolution: a (S/8 x S/8) grid of `width`-d cells (4x4 at 32 px)."""
+    """A CPU-sized convolutional encoder trained from scratch: a (S/8 x S/8) grid of `width`-d cells (4x4 at 32 px).
+    `patch` 4 (tiny-cnn): a 4x4 patchify convolution, then a strided 3x3 convolution. `patch` 8 (tiny-patch): an 8x8
+    patchify convolution, then a 1x1 convolution per cell: a quarter of the arithmetic, on a quarter of the cells."""
 
-    def __init__(self, width=64):
+    def __init__(self, width=64, patch=4):
         super().__init__()
 
         def conv(k, stride, cin=width):
             return nn.Sequential(nn.Conv2d(cin, width, k, stride=stride, padding=(k - stride + 1) // 2 if k == 3 else 0),
                                  nn.BatchNorm2d(width), nn.GELU())
 
-        self.blocks = nn.ModuleList([conv(4, 4, cin=3), conv(3, 2)])
+        if patch not in (4, 8):
+            raise ValueError(f"TinyCNN patch must be 4 or 8, got {patch}")
+        self.blocks = nn.ModuleList([conv(4, 4, cin=3), conv(3, 2)] if patch == 4 else [conv(8, 8, cin=3), conv(1, 1)])
         self.num_features = width
         self.pretrained_cfg = {"mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
 
@@ -172,7 +178,7 @@ class VisionEncoder(TopBlocks):
         if spec.kind == "mae":
             self._load_mae(spec.source() if callable(spec.source) else spec.source)
         elif spec.kind == "kit":
-            self._load_kit()
+            self._load_kit(spec.source)
         else:
             self._load_timm(spec)
         self.set_trainable(spec.default_blocks if train_blocks == "default" else train_blocks)
@@ -197,8 +203,8 @@ class VisionEncoder(TopBlocks):
         self.width = self.model.num_features
         self.blocks, self.heads = timm_blocks(self.model)
 
-    def _load_kit(self):
-        self.model = TinyCNN()
+    def _load_kit(self, source):
+        self.model = TinyCNN(patch={"TinyCNN": 4, "TinyPatch": 8}[source])
         self._set_statistics(self.model.pretrained_cfg["mean"], self.model.pretrained_cfg["std"])
         self.width = self.model.num_features
         self.blocks, self.heads = list(self.model.blocks), []
