@@ -21,7 +21,7 @@ from mmsr_kit import load_split, make_config
 from mmsr_kit.config import parse_sets
 from mmsr_kit.data.batches import EpochBatches, TrainWindows
 from mmsr_kit.modes import build_model
-from mmsr_kit.train import evaluate, param_groups
+from mmsr_kit.train import evaluate, make_optimizer
 
 # Issue 19's targets, training seconds per epoch at the workshop world on this 2-core machine; validation 0.1 s.
 TARGETS = {"mmsr": 1.5, "mmsr_v": 1.2, "mmsr_t": 0.8}
@@ -57,7 +57,7 @@ def profile_mode(mode, args, device):
     windows = TrainWindows(data, cfg.train.negatives)
     batches = EpochBatches(len(windows), cfg.train.batch_size, cfg.train.seed)
     loader = DataLoader(windows, batch_sampler=batches, collate_fn=functools.partial(windows.collate_keys, distinct=True))
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.train))
+    optimizer = make_optimizer(model, cfg.train)
     clock = Clock(device)
     if hasattr(model, "items"):  # IDSR's table too: its lookup is the item encoding there
         encode_timer(model.items, clock)

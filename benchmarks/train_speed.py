@@ -30,7 +30,7 @@ from mmsr_kit import load_split, make_config
 from mmsr_kit.config import parse_sets
 from mmsr_kit.data.batches import TrainWindows
 from mmsr_kit.modes import build_model
-from mmsr_kit.train import param_groups
+from mmsr_kit.train import make_optimizer
 
 PATHS = {"reference": (True, False), "unique items": (False, False), "kit default": (False, True)}
 
@@ -42,7 +42,7 @@ class Runner:
         cfg.model.encode_every_occurrence, cfg.model.cache_frozen = every, cache
         torch.manual_seed(cfg.train.seed)
         self.model = build_model(cfg, data).to(device).train()
-        self.optimizer = torch.optim.AdamW(param_groups(self.model, cfg.train))
+        self.optimizer = make_optimizer(self.model, cfg.train)
         self.every, self.device = every, device
         self.autocast = device.type == "cuda" and cfg.train.bf16 and not every  # the reference stays fp32
 

@@ -69,6 +69,12 @@ def param_groups(model, train_cfg):
     ]
 
 
+def make_optimizer(model, train_cfg):
+    """AdamW over `param_groups`, fused (one kernel for all parameters: ~4x faster than the per-tensor loop on a CPU,
+    where the optimizer step over a text encoder's word table is a visible share of an epoch)."""
+    return torch.optim.AdamW(param_groups(model, train_cfg), fused=True)
+
+
 def lr_lambda(train_cfg, steps_per_epoch):
     """Constant, then linear decay to final_lr_ratio from `decay_after` (default 80% of the epochs)."""
     total = train_cfg.epochs * steps_per_epoch
@@ -258,7 +264,7 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
                             collate_fn=functools.partial(windows.collate_keys, distinct=True),
                             num_workers=cfg.train.num_workers, pin_memory=accelerator.device.type == "cuda",
                             persistent_workers=cfg.train.num_workers > 0)
-        optimizer = torch.optim.AdamW(param_groups(model, cfg.train))
+        optimizer = make_optimizer(model, cfg.train)
         model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
         steps = len(loader)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.train, steps))
