@@ -264,12 +264,14 @@ class ItemContent(nn.Module):
 
     def pictures(self, items, view):
         """uint8 (U, 3, S, S): the chosen views, with fresh background noise on the training views."""
-        images = self.images[items, view]
+        views = self.images.shape[1]
+        images = self.images.flatten(0, 1).index_select(0, items * views + view)  # ~8x faster than images[items, view]
         if not self.views:
             return images
         pick = torch.randint(0, len(self.noise), items.shape, device=items.device)
-        noise = self.noise[pick] * (view > 0).view(-1, 1, 1, 1)
-        return (images.to(torch.int16) + noise).clamp(0, 255).to(torch.uint8)
+        noise = self.noise.index_select(0, pick)
+        noise[view == 0] = 0  # view 0 (the item table's picture) stays as it is
+        return images.to(torch.int16).add_(noise).clamp_(0, 255).to(torch.uint8)
 
 
 class ContentItemEncoder(nn.Module):

@@ -62,7 +62,7 @@ class Recommender(nn.Module):
         real, inverse = distinct if distinct is not None else distinct_items(ids)
         vectors = self.items(real)  # (U, D): each distinct item once
         vectors = torch.cat([vectors.new_zeros(1, vectors.shape[-1]), vectors])  # row 0: padding
-        return vectors[inverse].reshape(*ids.shape, -1)
+        return vectors.index_select(0, inverse).reshape(*ids.shape, -1)  # backward: one index_add, ~5x vectors[inverse]
 
     def candidates(self, vectors):
         """What a user vector scores an item by, from its item vector: the item vector itself (FDSA: a part)."""
@@ -76,9 +76,10 @@ class Recommender(nn.Module):
         """BCE of each positive and its negatives (one, the paper's, or k: their mean), averaged over the
         non-padding positions. `distinct`: `distinct_items(training_ids(...))`, as `TrainWindows.collate` gives it."""
         vectors = self.item_vectors(training_ids(inputs, targets, negatives), distinct)  # (2 + k, B, L, D): one encode
-        h = self.sequence(vectors[0], inputs > 0)  # (B, L, D)
-        pos = (h * self.candidates(vectors[1])).sum(-1)  # (B, L)
-        neg = (h * self.candidates(vectors[2:])).sum(-1)  # (k, B, L)
+        seen, positive, *negative = vectors.unbind(0)  # its backward is one stack (slices would each zero-fill a copy)
+        h = self.sequence(seen, inputs > 0)  # (B, L, D)
+        pos = (h * self.candidates(positive)).sum(-1)  # (B, L)
+        neg = torch.stack([(h * self.candidates(v)).sum(-1) for v in negative])  # (k, B, L)
         mask = ((inputs > 0) & (targets > 0)).to(h.dtype)  # a real item predicting a real next item
         loss = F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos), reduction="none")
         loss = loss + F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg), reduction="none").mean(0)

@@ -1,4 +1,5 @@
 """Modes: how items become vectors. Each builds the whole recommender for a config and a split."""
+from .layers import fast_dropout
 from .model import IDEmbedding, MostPop, Recommender
 from .registry import MODES
 from .sequence import build_sequence
@@ -63,7 +64,7 @@ def mostpop(cfg, data):
 
 
 def build_model(cfg, data):
-    return MODES[cfg.model.mode](cfg, data)
+    return fast_dropout(MODES[cfg.model.mode](cfg, data))
 
 
 @MODES.register("mmsr")
