@@ -175,17 +175,47 @@ def test_bag_of_words_encoder_has_no_blocks_and_mean_pools():
     assert torch.allclose(pooled, (tokens * mask[..., None]).sum(1) / mask.sum(1, keepdim=True), atol=1e-6)
 
 
-@pytest.mark.parametrize("name, first_kernel", [("tiny-cnn", 4), ("tiny-patch", 8)])
-def test_tiny_cnn_gives_a_grid_and_trains_from_scratch(name, first_kernel):
+def test_bag_encoder_is_a_normalised_mean_of_word_vectors_and_trains_only_the_words_it_read():
+    enc = TextEncoder("bag", max_tokens=8)
+    assert enc.blocks == [] and enc.pooling == "mean" and not enc.pretrained and enc.width == 64
+    assert enc.tokenizer.vocab_size == enc.model.words.num_embeddings  # MiniLM's WordPiece vocabulary
+    batch = enc.tokenize(["wool scarf red", "red wool scarf", ""])
+    tokens, mask, pooled = enc.train()(**batch)
+    by_hand = enc.model.norm((enc.model.words.weight[batch["input_ids"]] * mask[..., None]).sum(1) / mask.sum(1, keepdim=True))
+    assert torch.allclose(pooled, by_hand, atol=1e-6) and torch.equal(tokens, enc.model.words.weight[batch["input_ids"]])
+    assert torch.allclose(pooled[0], pooled[1], atol=1e-6)  # a bag: word order does not count
+    assert not torch.allclose(pooled[0], pooled[2])
+    pooled.sum().backward()
+    touched = enc.model.words.weight.grad.abs().sum(1).nonzero().flatten()
+    assert set(touched.tolist()) <= set(batch["input_ids"][batch["attention_mask"].bool()].tolist())
+
+
+@pytest.mark.parametrize("name, stem", [("tiny-cnn", 32), ("tiny-cnn-64", 64), ("tiny-patch", 64)])
+def test_tiny_cnn_gives_a_grid_and_trains_from_scratch(name, stem):
     enc = VisionEncoder(name, image_size=32)
     assert not enc.pretrained and trainable(enc) == {n for n, _ in enc.named_parameters()}
-    assert enc.model.blocks[0][0].kernel_size == (first_kernel, first_kernel)
+    first = enc.model.blocks[0][0]
+    assert (first.out_features if name == "tiny-patch" else first.out_channels) == stem
     tokens, mask, pooled = enc(torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8))
     assert tokens.shape == (2, 16, 64) and torch.allclose(pooled, tokens.mean(1))
     tokens.sum().backward()
     assert all(p.grad is not None for p in enc.parameters())
-    enc.eval()
-    assert not enc.model.blocks[0][1].training  # batch norm uses its running statistics at evaluation
+    if name == "tiny-cnn":
+        enc.eval()
+        assert not enc.model.blocks[0][1].training  # batch norm uses its running statistics at evaluation
+
+
+def test_tiny_patch_cell_reads_its_own_8x8_patch_only():
+    enc = VisionEncoder("tiny-patch", image_size=32).eval()
+    images = torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8)
+    changed = images.clone()
+    changed[0, :, 8:16, 16:24] = 255 - changed[0, :, 8:16, 16:24]  # the patch in grid row 1, column 2
+    before, after = enc(images)[0], enc(changed)[0]
+    differs = (before - after).abs().amax(-1) > 0  # (1, 16) cells, row-major
+    assert differs.flatten().nonzero().flatten().tolist() == [1 * 4 + 2]
+    patch = (enc._normalise(images)[0, :, 8:16, 16:24]).flatten()  # (3*8*8,) channel-major, like a conv's weight
+    first, second = enc.model.blocks
+    assert torch.allclose(before[0, 6], second(first(patch)), atol=1e-5)
 
 
 def test_tiny_mae_loads_through_the_mae_path_and_masks_in_training():
