@@ -42,6 +42,27 @@ def test_compare_gives_mean_and_spread_over_seeds_and_the_log_gives_it_back(tmp_
     assert json.loads(out[-1])["MMSR"]["hr@10"] == pytest.approx(means.loc["MMSR", "hr@10"], abs=1e-6)  # 6 decimals
 
 
+def test_workers_train_the_same_runs_and_log_them_in_the_same_order(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("MMSR_RESULTS", str(tmp_path / "unused.jsonl"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers get 2 // 2 = 1 thread each: the same arithmetic as this process
+    try:
+        one = compare("smoke", FAST, seeds=(0, 1), models=MODELS, results=tmp_path / "one.jsonl", tag="one")
+        torch.set_num_threads(2)
+        seen = []
+        two = compare("smoke", FAST, seeds=(0, 1), models=MODELS, results=tmp_path / "two.jsonl", tag="two", workers=2,
+                      on_run=lambda label, seed, run: seen.append((label, seed, run.metrics["test"]["hr@10"])))
+    finally:
+        torch.set_num_threads(threads)
+    assert two.equals(one)
+    runs = read_results(tmp_path / "two.jsonl")
+    assert list(zip(runs["compare.label"], runs["compare.seed"])) == [("SASRec", 0), ("SASRec", 1), ("MMSR", 0), ("MMSR", 1)]
+    assert [(label, seed) for label, seed, _ in seen] == list(zip(runs["compare.label"], runs["compare.seed"]))
+    assert [hr for *_, hr in seen] == list(runs["metrics.test.hr@10"])
+
+
 def test_models_that_need_pictures_are_skipped_with_a_reason(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="mmsr_kit.compare"):
         table = compare("smoke", {**FAST, "data.name": "ml-100k"}, seeds=(0,), models=MODELS,
@@ -81,6 +102,14 @@ def test_table5_morec_differs_from_mmsr_under_every_preset():
         morec = make_config(preset, overrides=TABLE5["MoRec++"])
         mmsr = make_config(preset, overrides=TABLE5["MMSR"])
         assert morec.model.fusion == "sum" and mmsr.model.fusion != "sum"
+
+
+def test_a_row_of_one_seed_says_so_instead_of_a_zero_spread(tmp_path):
+    table = compare("smoke", FAST, seeds=(0,), models={"SASRec": MODELS["SASRec"]}, results=tmp_path / "r.jsonl")
+    text = render(table)
+    assert table.attrs["seeds"] == {"SASRec": 1}
+    assert text.loc["SASRec", "hr@10"].strip("*_") == f"{table.loc['SASRec', ('hr@10', 'mean')]:.4f} (1 seed)"
+    assert not text.stack().str.contains("±").any()
 
 
 def test_popularity_table_is_the_runs_per_bucket_metrics(tmp_path):
