@@ -2,7 +2,8 @@
 
     python benchmarks/notebook_times.py --mode fast                  # every notebook as CI runs it (smoke preset)
     python benchmarks/notebook_times.py --mode full --epoch-cap 2    # workshop preset, each run cut to 2 epochs
-    python benchmarks/notebook_times.py --mode full                  # workshop preset in full (hours on a CPU)
+    python benchmarks/notebook_times.py --mode full                  # workshop preset in full, no cap
+    python benchmarks/notebook_times.py --mode full --notebooks 05_cold_start.ipynb --keep runs/nb  # + logs, outputs
 
 Each notebook runs top to bottom in a fresh kernel (its imports included, as a user pays them), with its own
 results log. `--epoch-cap N` sets `MMSR_EPOCH_CAP=N`: every training run stops after N epochs (config and
@@ -69,7 +70,7 @@ def run_summary(row):
             "s_per_epoch": round(seconds_per_epoch(m), 2) if m["epochs_run"] else None}
 
 
-def time_notebook(path, mode, cap, timeout, work):
+def time_notebook(path, mode, cap, timeout, work, keep=None):
     import nbformat
     from nbclient import NotebookClient
 
@@ -91,6 +92,11 @@ def time_notebook(path, mode, cap, timeout, work):
     finally:
         for key, value in saved.items():
             os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, Path(keep) / path.name)
+        if log.exists():
+            (Path(keep) / log.name).write_text(log.read_text())
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
     planned, ran, missing = estimate(rows)
     failed = errors(nb)
@@ -113,16 +119,18 @@ def main(argv=None):
     parser.add_argument("--notebooks", nargs="*", default=None, help="names or paths (default: all, in order)")
     parser.add_argument("--timeout", type=int, default=7200, help="seconds per cell")
     parser.add_argument("--json", default=None, help="also write the rows here")
+    parser.add_argument("--keep", default=None, help="keep each notebook's results log and executed copy (with "
+                        "its outputs: the tables it showed) in this folder")
     args = parser.parse_args(argv)
     folder = ROOT / "notebooks"
     paths = sorted(folder.glob("[0-9][0-9]_*.ipynb")) if not args.notebooks else [
-        Path(n) if Path(n).exists() else folder / n for n in args.notebooks]
+        Path(n) if Path(n).exists() else folder / (n if n.endswith('.ipynb') else f'{n}.ipynb') for n in args.notebooks]
     info = machine()
     print(f"mode {args.mode}, epoch cap {args.epoch_cap}, {info}", flush=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="mmsr-nbtimes-") as work:
         for path in paths:
-            row = time_notebook(path, args.mode, args.epoch_cap, args.timeout, work)
+            row = time_notebook(path, args.mode, args.epoch_cap, args.timeout, work, keep=args.keep)
             rows.append(row)
             print(json.dumps(row), flush=True)
     print("\n| notebook | runs | epochs run / planned | measured | full (extrapolated) | checks failed under cap |")

@@ -17,7 +17,7 @@ from mmsr_kit import load_split, make_config
 from mmsr_kit.compare import compare, popularity_table, render, table_from_log, transfer_pivot, transfer_study
 from mmsr_kit.evaluate import chance_metrics
 
-ENCODERS = {"model.text_encoder": "bow", "model.vision_encoder": "tiny-cnn", "model.fusion": "concat"}
+ENCODERS = {"model.text_encoder": "bag", "model.vision_encoder": "tiny-cnn", "model.fusion": "concat"}
 MODES = {"IDSR": {"model.mode": "idsr"}, "MMSR-T": {"model.mode": "mmsr_t"}, "MMSR-V": {"model.mode": "mmsr_v"},
          "MMSR": {"model.mode": "mmsr"}}
 SHOP, VIDEO = {"data.domain": "shop"}, {"data.domain": "video", "data.world_seed": 1}

@@ -1,8 +1,10 @@
 """The benchmarks run end to end at a tiny size (their numbers are for the closing notes, not asserted here)."""
+import argparse
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
 
@@ -93,3 +95,19 @@ def test_epoch_profile_counts_every_step_and_its_parts(capsys):
     assert rows["mmsr_t"]["encode"] > 0
     out = capsys.readouterr().out
     assert "items/step" in out and "mmsr_t" in out
+
+
+def test_step_speed_builds_the_old_and_the_new_path_from_one_seed(capsys):
+    import step_speed
+    from mmsr_kit.layers import Dropout
+
+    old, new = (step_speed.Trainer(path, "mmsr", argparse.Namespace(preset="smoke", set=[])) for path in ("old", "new"))
+    assert (old.cfg.model.text_encoder, old.cfg.model.vision_encoder) == ("bow", "tiny-cnn-64")
+    assert (new.cfg.model.text_encoder, new.cfg.model.vision_encoder) == ("bag", "tiny-cnn")
+    kinds = lambda t: {type(m) for m in t.model.modules() if isinstance(m, torch.nn.Dropout)}  # noqa: E731
+    assert kinds(old) == {torch.nn.Dropout} and kinds(new) == {Dropout}
+    assert old.cfg.train == new.cfg.train and old.cfg.data == new.cfg.data  # only the encoders and dropout differ
+    rows = step_speed.main(["--preset", "smoke", "--modes", "idsr", "mmsr", "--steps", "1"])
+    assert set(rows) == {"idsr", "mmsr"} and all(r[p]["epoch"] > 0 and r[p]["valid"] > 0 for r in rows.values() for p in r)
+    out = capsys.readouterr().out
+    assert "old s/epoch" in out and "speed-up" in out
