@@ -48,16 +48,22 @@ def encode_timer(encoder, clock):
         "encode", clock.seconds["encode"] + clock.now() - start["t"]))
 
 
-def profile_mode(mode, args, device):
-    """One mode's epochs: a list of {part: seconds, "epoch", "valid", "steps", "items"} per epoch."""
-    cfg = make_config(args.preset, overrides={"model.mode": mode, **parse_sets(args.set)})
+def training_setup(cfg, device="cpu"):
+    """What `fit` trains with, for a benchmark to step by hand: (data, model, batches, loader, optimizer), the model
+    initialised from the config's seed, the loader with the kit's collate (distinct items)."""
     data = load_split(cfg.data)
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg, data).to(device)
     windows = TrainWindows(data, cfg.train.negatives)
     batches = EpochBatches(len(windows), cfg.train.batch_size, cfg.train.seed)
     loader = DataLoader(windows, batch_sampler=batches, collate_fn=functools.partial(windows.collate_keys, distinct=True))
-    optimizer = make_optimizer(model, cfg.train)
+    return data, model, batches, loader, make_optimizer(model, cfg.train)
+
+
+def profile_mode(mode, args, device):
+    """One mode's epochs: a list of {part: seconds, "epoch", "valid", "steps", "items"} per epoch."""
+    cfg = make_config(args.preset, overrides={"model.mode": mode, **parse_sets(args.set)})
+    data, model, batches, loader, optimizer = training_setup(cfg, device)
     clock = Clock(device)
     if hasattr(model, "items"):  # IDSR's table too: its lookup is the item encoding there
         encode_timer(model.items, clock)

@@ -10,20 +10,17 @@ epoch is the median step times the steps in an epoch; validation is one full `ev
 The last column is issue 19's target for this 2-core machine.
 """
 import argparse
-import functools
 import statistics
 import time
 
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader
 
-from mmsr_kit import load_split, make_config
+from epoch_profile import training_setup
+from mmsr_kit import make_config
 from mmsr_kit.config import parse_sets
-from mmsr_kit.data.batches import EpochBatches, TrainWindows
 from mmsr_kit.layers import Dropout
-from mmsr_kit.modes import build_model
-from mmsr_kit.train import evaluate, make_optimizer
+from mmsr_kit.train import evaluate
 
 TARGETS = {"mmsr": 1.5, "mmsr_v": 1.2, "mmsr_t": 0.8}  # training seconds per epoch; validation 0.1 s
 PATHS = {
@@ -45,17 +42,10 @@ class Trainer:
 
     def __init__(self, path, mode, args):
         overrides = {**PATHS[path], "model.mode": mode, **parse_sets(args.set)}
-        self.cfg = cfg = make_config(args.preset, overrides=overrides)
-        self.data = load_split(cfg.data)
-        torch.manual_seed(cfg.train.seed)
-        self.model = build_model(cfg, self.data)
+        self.cfg = make_config(args.preset, overrides=overrides)
+        self.data, self.model, self.batches, self.loader, self.optimizer = training_setup(self.cfg)
         if path == "old":
             torch_dropout(self.model)
-        self.optimizer = make_optimizer(self.model, cfg.train)
-        windows = TrainWindows(self.data, cfg.train.negatives)
-        self.batches = EpochBatches(len(windows), cfg.train.batch_size, cfg.train.seed)
-        self.loader = DataLoader(windows, batch_sampler=self.batches,
-                                 collate_fn=functools.partial(windows.collate_keys, distinct=True))
         self.stream, self.times = self._stream(), []
 
     def _stream(self):

@@ -103,7 +103,7 @@ VISION_ENCODERS["tiny-cnn-64"] = VisionSpec(
     "step)", None, None, pretrained=False)
 VISION_ENCODERS["tiny-patch"] = VisionSpec(
     "kit", "TinyPatch", "8x8 patches through a 2-layer MLP, width 64, 4x4 grid at 32 px, from scratch (CPU; ~3x "
-    "cheaper than tiny-cnn)", None, None, pretrained=False)
+    "cheaper than tiny-cnn-64, learns pictures more slowly)", None, None, pretrained=False)
 VISION_ENCODERS["tiny-vit"] = VisionSpec(
     "timm", "vit_tiny_patch16_224", "2-block ViT, width 64, 8x8 patches, trained from scratch (CPU)", None, None,
     kwargs={"patch_size": 8, "embed_dim": 64, "depth": 2, "num_heads": 2}, pretrained=False)  # 8x8 patches: 4x cheaper than 4x4 at 32 px
