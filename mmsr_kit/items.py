@@ -5,6 +5,7 @@ size), with `views` variants per item when the source can draw them (the synthet
 picks one view per item each time it is encoded (per-encode augmentation), evaluation always view 0.
 """
 import collections
+import dataclasses
 import hashlib
 import io
 import json
@@ -14,6 +15,7 @@ import os
 import datasets
 import numpy as np
 import PIL.Image
+import safetensors.torch
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -205,6 +207,41 @@ def resize(images, size):
     return x.round().clamp(0, 255).to(torch.uint8)
 
 
+VIEWS_VERSION = 1  # bump when the views drawn below change, so cached ones are drawn again
+
+
+def training_views(world, n_items, views, seed, text=None, vision=None, cache=True):
+    """Views 1..`views` of items 0..n_items-1 drawn from a synthetic world: {"input_ids", "attention_mask": (N, V, T)}
+    for `text`, {"images": (N, V, 3, S, S) uint8, noise-free} for `vision`. One generator seeded by `seed` draws
+    every title view, then every picture view. Drawing them costs ~10 s at 2,000 items and 16 views, the same for
+    every run on a world, so they are kept under the cache folder's `views/`, named by the world, the seed, the
+    views and the tokenizer and picture size (`cache=False`: drawn every time, the reference for tests)."""
+    parts = [VIEWS_VERSION, dataclasses.asdict(world.spec), n_items, views, seed,
+             text and [text.name, type(text.tokenizer).__name__, len(text.tokenizer), text.max_tokens],
+             vision and vision.image_size]
+    path = cache_dir() / "views" / f"{hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]}.safetensors"
+    if cache and path.is_file():
+        return safetensors.torch.load_file(path)
+    rng = np.random.default_rng([seed, 11])
+    items = np.arange(n_items)
+    out = {}
+    if text is not None:
+        titles = [world.titles(items, rng) for _ in range(views)]
+        tokens = text.tokenize([t for view in titles for t in view])  # (V*N, T), view-major
+        out = {key: value.view(views, n_items, -1).transpose(0, 1).contiguous() for key, value in tokens.items()}
+    if vision is not None:
+        pictures = [resize(torch.as_tensor(world.images(items, rng, noise=False)).permute(0, 3, 1, 2), vision.image_size)
+                    for _ in range(views)]
+        out["images"] = torch.stack(pictures, 1).contiguous()  # (N, V, 3, S, S)
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        safetensors.torch.save_file(out, tmp)
+        os.replace(tmp, path)  # whole or absent: runs started at once each write their own and one wins
+        log.info("item views drawn and kept in %s", path)
+    return out
+
+
 class ItemContent(nn.Module):
     """Encoder inputs of items 1..N (row 0 is padding) as buffers, so they move with the model.
 
@@ -216,35 +253,29 @@ class ItemContent(nn.Module):
     view lets an encoder recognise the item itself.
     """
 
-    def __init__(self, data, text=None, vision=None, views=0, seed=0, mode=None):
+    def __init__(self, data, text=None, vision=None, views=0, seed=0, mode=None, cache=True):
         super().__init__()
         dataset, world = data.dataset, data.dataset.world
         self.views = views if world is not None else 0  # training views besides view 0
-        rng = np.random.default_rng([seed, 11])
-        items = np.arange(data.n_items)
+        if vision is not None and not dataset.has_images:
+            from .registry import ConfigError
+
+            from .baselines import TEXT_ONLY
+
+            what = f"model.mode={mode} needs pictures and " if mode else ""
+            raise ConfigError(f"{what}{dataset.name} has no images: use a text-only mode ({', '.join(TEXT_ONLY)})")
+        fresh = training_views(world, data.n_items, self.views, seed, text, vision, cache) if self.views else {}
         if text is not None:
-            texts = [list(dataset.items["text"])]
-            texts += [world.titles(items, rng) for _ in range(self.views)]
-            tokens = text.tokenize([t for view in texts for t in view])  # (V*N, T), view-major
-            for key, value in tokens.items():
-                value = value.view(len(texts), data.n_items, -1).transpose(0, 1)  # (N, V, T)
+            for key, value in text.tokenize(list(dataset.items["text"])).items():  # view 0: the item table's
+                value = value.unsqueeze(1)  # (N, 1, T)
+                if key in fresh:
+                    value = torch.cat([value, fresh[key]], 1)  # (N, V+1, T)
                 self.register_buffer(key, torch.cat([torch.zeros_like(value[:1]), value]), persistent=False)
         if vision is not None:
-            if not dataset.has_images:
-                from .registry import ConfigError
-
-                from .baselines import TEXT_ONLY
-
-                what = f"model.mode={mode} needs pictures and " if mode else ""
-                raise ConfigError(f"{what}{dataset.name} has no images: use a text-only mode ({', '.join(TEXT_ONLY)})")
             size = vision.image_size
             stored = item_pictures(dataset, size)  # (N+1, 3, S, S), row 0 padding
             if self.views:
-                pictures = [stored[1:]]
-                for _ in range(self.views):
-                    fresh = world.images(items, rng, noise=False)
-                    pictures.append(resize(torch.as_tensor(fresh).permute(0, 3, 1, 2), size))
-                images = torch.stack(pictures, 1)  # (N, V, 3, S, S)
+                images = torch.cat([stored[1:].unsqueeze(1), fresh["images"]], 1)  # (N, V+1, 3, S, S)
                 if images.numel() > 2**30:
                     log.warning("item pictures take %.1f GiB (%d views at %d px); data.views=0 keeps one per item",
                                 images.numel() / 2**30, images.shape[1], size)

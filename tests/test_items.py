@@ -102,6 +102,34 @@ def test_training_views_get_fresh_noise_and_view_0_none():
     assert len(torch.unique(content.images[3, 1][:, 0, 0])) == 1
 
 
+@pytest.mark.parametrize("mode", ["mmsr", "mmsr_t", "mmsr_v"])
+def test_training_views_kept_on_disk_are_the_views_drawn_afresh(mode, tmp_path, monkeypatch):
+    """The views a world draws for a run are read back from the cache folder by the next run on that world: the
+    same buffers bit for bit, the very views `training_views` draws without a cache, and no drawing again."""
+    monkeypatch.setenv("MMSR_CACHE", str(tmp_path))
+    cfg = small(**{"model.mode": mode, "data.views": 3})
+    data = load_split(cfg.data)
+    fresh = dict(build_model(cfg, data).items.content.named_buffers())  # draws them and writes the file
+    assert len(list((tmp_path / "views").glob("*.safetensors"))) == 1
+
+    def no_drawing(*args, **kwargs):
+        raise AssertionError("drawn again")
+
+    monkeypatch.setattr(type(data.dataset.world), "titles", no_drawing)
+    monkeypatch.setattr(type(data.dataset.world), "images", no_drawing)
+    again = dict(build_model(cfg, data).items.content.named_buffers())
+    assert fresh.keys() == again.keys() and all(torch.equal(fresh[k], again[k]) for k in fresh)
+    monkeypatch.undo()
+    monkeypatch.setenv("MMSR_CACHE", str(tmp_path))
+    encoders = build_model(cfg, data).items
+    reference = items_module.training_views(data.dataset.world, data.n_items, 3, cfg.data.world_seed, encoders.text,
+                                            encoders.vision, cache=False)
+    assert all(torch.equal(fresh[k][1:, 1:], reference[k]) for k in reference)  # views 1..3 of items 1..N
+    cfg.data.views = 2  # another number of views: drawn afresh, in a file of its own
+    build_model(cfg, data)
+    assert len(list((tmp_path / "views").glob("*.safetensors"))) == 2
+
+
 @pytest.mark.parametrize("fusion", sorted(FUSIONS))
 def test_mmsr_trains_with_every_fusion(fusion):
     run = fit(small(**{"model.mode": "mmsr", "model.fusion": fusion}), results=False, progress=False)
