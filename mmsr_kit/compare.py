@@ -99,12 +99,13 @@ ARROW = " → "  # transfer labels: "source → target"
 
 
 def transfer_study(preset, sources, targets, work_dir, mode="mmsr", overrides=None, seeds=(0,), results=None, tag=None,
-                   progress=False):
+                   progress=False, workers=1, idsr=True):
     """Tables 9-10 and Fig. 3: pretrain `mode` on each source (label -> data overrides; once, with the first seed,
     written to `work_dir`; a finished run there with the same config is reused), then train on each target (label
     -> data overrides) from every source and from scratch, and IDSR from scratch and from an IDSR model of the
     first source (only its sequence model can carry over). Every run is logged under `tag` with the label
     "SOURCE → TARGET" ("scratch", "IDSR scratch", "IDSR SOURCE"), the source runs under "TAG/pretrain".
+    `idsr=False` leaves the two IDSR rows out. `workers`: the target runs trained at once, as in `compare`.
     Returns (the table from the log, {label: validation history of the first seed})."""
     from pathlib import Path
 
@@ -114,7 +115,9 @@ def transfer_study(preset, sources, targets, work_dir, mode="mmsr", overrides=No
     base = {**(overrides or {}), "train.seed": seeds[0]}
     first = next(iter(sources))
     pretrained = {}
-    starts = [(s, data, mode) for s, data in sources.items()] + [(f"IDSR {first}", sources[first], "idsr")]
+    starts = [(s, data, mode) for s, data in sources.items()]
+    if idsr:
+        starts.append((f"IDSR {first}", sources[first], "idsr"))
     for name, data, start_mode in starts:
         folder = Path(work_dir) / name.replace(" ", "-")
         own = {**base, **data, "model.mode": start_mode}
@@ -130,14 +133,16 @@ def transfer_study(preset, sources, targets, work_dir, mode="mmsr", overrides=No
             models[f"{name}{ARROW}{target}"] = {**data, "model.mode": start_mode,
                                                  "train.init_from": str(folder)}
         models[f"scratch{ARROW}{target}"] = {**data, "model.mode": mode}
-        models[f"IDSR scratch{ARROW}{target}"] = {**data, "model.mode": "idsr"}
+        if idsr:
+            models[f"IDSR scratch{ARROW}{target}"] = {**data, "model.mode": "idsr"}
     histories = {}
 
     def keep(label, seed, run):
         if seed == seeds[0]:
             histories[label] = run.history
 
-    table = compare(preset, overrides, seeds, models, results=results, tag=tag, progress=progress, on_run=keep)
+    table = compare(preset, overrides, seeds, models, results=results, tag=tag, progress=progress, on_run=keep,
+                    workers=workers)
     return table, histories
 
 

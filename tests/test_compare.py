@@ -130,10 +130,17 @@ def test_popularity_table_is_the_runs_per_bucket_metrics(tmp_path):
 
 
 def test_transfer_study_runs_every_start_logs_it_and_reuses_finished_sources(tmp_path):
+    import torch
+
     log, work = tmp_path / "results.jsonl", tmp_path / "work"
     sources = {"shop-100": {"data.n_users": 100}, "shop-200": {"data.n_users": 200}}
     targets = {"video-100": {"data.domain": "video", "data.world_seed": 1, "data.n_users": 100}}
-    table, curves = transfer_study("smoke", sources, targets, work, overrides=FAST, results=log, tag="tr")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the arithmetic of each of the two one-thread workers below
+    try:
+        table, curves = transfer_study("smoke", sources, targets, work, overrides=FAST, results=log, tag="tr")
+    finally:
+        torch.set_num_threads(threads)
     starts = ["shop-100", "shop-200", "IDSR shop-100", "scratch", "IDSR scratch"]
     assert list(table.index) == [f"{s} → video-100" for s in starts] and set(curves) == set(table.index)
     runs = read_results(log)
@@ -147,6 +154,14 @@ def test_transfer_study_runs_every_start_logs_it_and_reuses_finished_sources(tmp
     pivot = transfer_pivot(table, "hr@10")
     assert list(pivot.index) == starts and list(pivot.columns) == ["video-100"]
     assert pivot.loc["scratch", "video-100"] == table.loc["scratch → video-100", ("hr@10", "mean")]
-    transfer_study("smoke", sources, targets, work, overrides=FAST, results=log, tag="again")
+    torch.set_num_threads(2)  # two workers of one thread each
+    try:
+        table2, curves2 = transfer_study("smoke", sources, targets, work, overrides=FAST, results=log, tag="again",
+                                         workers=2)
+    finally:
+        torch.set_num_threads(threads)
     again = read_results(log)
     assert "again/pretrain" not in set(again["compare.tag"])  # the finished sources were reused
+    assert table2.equals(table)  # the target runs two at a time: the same runs ...
+    valid = lambda c: {label: [e["valid_hr@10"] for e in history] for label, history in c.items()}  # noqa: E731
+    assert valid(curves2) == valid(curves)  # ... epoch by epoch
