@@ -36,8 +36,8 @@ def content_encoder(cfg, data, use_text, use_vision, fusion=True, project=True):
 
     m = cfg.model
     text = TextEncoder(m.text_encoder, m.text_len, m.pooling, parse_blocks(m.text_blocks)) if use_text else None
-    vision = (VisionEncoder(m.vision_encoder, cfg.data.image_size, parse_blocks(m.vision_blocks), m.mask_ratio)
-              if use_vision else None)
+    vision = (VisionEncoder(m.vision_encoder, cfg.data.image_size, parse_blocks(m.vision_blocks), m.mask_ratio,
+                            size=m.vision_size) if use_vision else None)
     content = ItemContent(data, text, vision, views=cfg.data.views, seed=cfg.data.world_seed, mode=m.mode)
     both = text is not None and vision is not None
     joined = build_fusion(m.fusion, m.hidden, text.width, vision.width, m.dropout) if fusion and both else None

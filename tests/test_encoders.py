@@ -159,6 +159,29 @@ def test_efficientnet_lite0_real_weights_from_the_wheel():
                               if n.startswith(("model.blocks.4.", "model.blocks.5.", "model.blocks.6.", "model.conv_head", "model.bn2"))}
 
 
+def test_vision_size_sets_what_the_encoder_sees_and_the_pictures_it_is_given(tmp_path, monkeypatch):
+    """model.vision_size=96: EfficientNet reads 96-px pictures (a 3x3 grid, ~5x cheaper than 224 px), prepared at
+    that size once; a ViT-MAE, whose config fixes its size, and a negative size are clear errors."""
+    from mmsr_kit import load_split, make_config
+    from mmsr_kit.modes import build_model
+    from mmsr_kit.registry import ConfigError
+
+    monkeypatch.setenv("MMSR_CACHE", str(tmp_path))
+    enc = VisionEncoder("efficientnet-lite0", size=96).eval()
+    assert enc.image_size == 96 and VisionEncoder("efficientnet-lite0").image_size == 224
+    with torch.no_grad():
+        tokens, _, pooled = enc(torch.randint(0, 256, (2, 3, 96, 96), dtype=torch.uint8))
+    assert tokens.shape == (2, 9, 1280) and pooled.shape == (2, 1280)
+    cfg = make_config("smoke", overrides={"model.mode": "mmsr_v", "model.vision_encoder": "efficientnet-lite0",
+                                          "model.vision_size": 96, "model.vision_blocks": "0", "data.views": 0})
+    content = build_model(cfg, load_split(cfg.data)).items.content
+    assert content.images.shape[-2:] == (96, 96)
+    with pytest.raises(ConfigError, match="vision_size does not apply to 'tiny-mae'"):
+        VisionEncoder("tiny-mae", size=96)
+    with pytest.raises(ConfigError, match="vision_size must be at least 0"):
+        make_config("smoke", overrides={"model.vision_size": -1})
+
+
 def test_tiny_vit_trains_everything_at_the_dataset_size():
     enc = VisionEncoder("tiny-vit", image_size=32)
     assert trainable(enc) == {n for n, _ in enc.named_parameters()}

@@ -200,11 +200,15 @@ class _Captured(Exception):
 class VisionEncoder(TopBlocks):
     """A timm or ViT-MAE encoder; trains its top `train_blocks` blocks (None: all)."""
 
-    def __init__(self, name, image_size=224, train_blocks="default", mask_ratio=0.0):
+    def __init__(self, name, image_size=224, train_blocks="default", mask_ratio=0.0, size=0):
+        """`image_size`: the dataset's pictures; `size` > 0: what the encoder sees instead of its own input size
+        (a CNN reads any size; a timm ViT or Swin is built for it), e.g. 96 for 32-px pictures on a CPU."""
         super().__init__()
         spec = vision_spec(name)
         self.name, self.kind, self.mask_ratio, self.pretrained = name, spec.kind, mask_ratio, spec.pretrained
-        self.image_size = spec.image_size or image_size
+        if size and spec.kind == "mae":
+            raise ConfigError(f"model.vision_size does not apply to {name!r}: a ViT-MAE reads its config's image size")
+        self.image_size = size or spec.image_size or image_size
         if spec.kind == "mae":
             self._load_mae(spec.source() if callable(spec.source) else spec.source)
         elif spec.kind == "kit":
