@@ -5,7 +5,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from .paths import results_path
+from .paths import CHECKOUT, results_path
+
+# Committed results logs of reference runs made by the kit at a notebook's full grid, for the rows a notebook cannot
+# train live in a workshop's minutes (`data/reference/README.md`: the command behind each).
+REFERENCE = CHECKOUT / "data" / "reference"
 
 
 def append_result(cfg, metrics, path=None, extra=None):
@@ -36,6 +40,14 @@ def read_records(path=None):
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def config_of(record):
+    """The Config a log line was trained with (its hash is the line's `config_hash`): `config_of(line).save(PATH)`
+    and `mmsr train --config PATH` train it again."""
+    from .config import flatten, make_config
+
+    return make_config(record["config"].get("preset", "workshop"), overrides=flatten(record["config"]))
 
 
 def read_results(path=None):

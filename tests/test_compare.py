@@ -165,3 +165,26 @@ def test_transfer_study_runs_every_start_logs_it_and_reuses_finished_sources(tmp
     assert table2.equals(table)  # the target runs two at a time: the same runs ...
     valid = lambda c: {label: [e["valid_hr@10"] for e in history] for label, history in c.items()}  # noqa: E731
     assert valid(curves2) == valid(curves)  # ... epoch by epoch
+
+
+def test_a_log_line_trains_again_from_its_config_and_the_reference_logs_still_load(tmp_path):
+    from mmsr_kit import make_config
+    from mmsr_kit.config import from_yaml
+    from mmsr_kit.fusion import FUSIONS
+    from mmsr_kit.results import REFERENCE, append_result, config_of, read_records
+
+    cfg = make_config("workshop", overrides={"model.fusion": "film", "train.seed": 3, "data.n_users": 700})
+    append_result(cfg, {"test": {"hr@10": 0.5}}, path=tmp_path / "log.jsonl")
+    again = config_of(read_records(tmp_path / "log.jsonl")[0])
+    assert again.hash() == cfg.hash() and again.model.fusion == "film" and again.data.n_users == 700
+    again.save(tmp_path / "film.yaml")
+    assert from_yaml(tmp_path / "film.yaml").hash() == cfg.hash()  # what `mmsr train --config film.yaml` trains
+    logs = sorted(REFERENCE.glob("*.jsonl"))
+    assert logs, REFERENCE
+    for path in logs:  # every committed reference line still loads, each of its settings meaning what it meant
+        for line in read_records(path):
+            loaded = config_of(line).to_dict()
+            assert {part: {k: loaded[part][k] for k in values} if isinstance(values, dict) else loaded[part]
+                    for part, values in line["config"].items()} == line["config"], path
+    fusions = [line["config"]["model"]["fusion"] for line in read_records(REFERENCE / "02_fusion.jsonl")]
+    assert sorted(fusions) == sorted(FUSIONS)  # notebook 02's grid: every fusion, once
