@@ -28,12 +28,10 @@ run: setup  ## train and evaluate SASRec on the synthetic world (workshop preset
 # submission; the others run in fast mode (plumbing only) unless MMSR_FAST=0. TEACH= runs none of them at the default.
 TEACH ?= notebooks/00_quickstart.ipynb notebooks/01_item_encoders.ipynb notebooks/02_fusion.ipynb \
 	notebooks/05_cold_start.ipynb notebooks/06_transfer.ipynb
-# JOBS: pytest-xdist processes for the unit tests and fast notebooks (whole files each: a notebook's cells stay in order)
-JOBS ?= 2
 OFFLINE := HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} HF_DATASETS_OFFLINE=$${HF_DATASETS_OFFLINE:-1}
 
 test: setup  ## unit tests and notebooks (fast mode but TEACH, unless MMSR_FAST=0), offline: a stray hub call fails fast
-	$(OFFLINE) MMSR_FAST=$${MMSR_FAST:-1} $(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(addprefix --ignore=,$(TEACH))
+	$(OFFLINE) MMSR_FAST=$${MMSR_FAST:-1} $(BIN)/python -m pytest $(addprefix --ignore=,$(TEACH))
 	$(if $(TEACH),$(OFFLINE) MMSR_FAST=0 $(BIN)/python -m pytest $(TEACH))
 
 lab: setup  ## JupyterLab on the notebooks (hub ids load where the hub is reachable; MMSR_FAST=1: every notebook in seconds)

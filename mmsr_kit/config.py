@@ -47,7 +47,7 @@ class ModelConfig:
     text_blocks: str = "default"  # trained top blocks: default (2; all for tiny encoders), all, or a number
     vision_blocks: str = "default"  # the same for the vision encoder (ResNet50 / EfficientNet: stages, default 3)
     mask_ratio: float = 0.0  # MAE only: share of patches masked, in training only (the paper's MAE used 0.75)
-    vision_size: int = 0  # pixels the vision encoder sees (pictures resized once): 0 its own (pretrained 224, else data.image_size); not for MAE
+    vision_size: int = 0  # pixels the vision encoder sees: 0 its own (pretrained 224, else data.image_size); not MAE
     encode_every_occurrence: bool = False  # reference path: encode each occurrence, not each distinct item
     vlp: str = "tiny-flava"  # mode vlp: a vision-language model (`mmsr list encoders`), hub id or local path
     vlp_blocks: str = "default"  # mode vlp: top blocks trained per tower: default (the paper's 2; ViLT, VisualBERT 4), all, or a number
