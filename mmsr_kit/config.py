@@ -249,10 +249,15 @@ def make_config(preset="workshop", file=None, overrides=None):
     return cfg
 
 
+def from_dict(tree):
+    """A config from `Config.to_dict()`'s nesting (a run's config.yaml, a results-log line's `config`): its preset
+    with every stored setting over it, so a setting added since keeps its default."""
+    return make_config(tree.get("preset", "workshop"), overrides=flatten(tree))
+
+
 def from_yaml(path):
     """Read a config written by `Config.save` (e.g. a run's config.yaml)."""
-    loaded = yaml.safe_load(Path(path).read_text())
-    return make_config(loaded.get("preset", "workshop"), overrides=flatten(loaded))
+    return from_dict(yaml.safe_load(Path(path).read_text()))
 
 
 def validate(cfg):

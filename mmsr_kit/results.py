@@ -45,9 +45,9 @@ def read_records(path=None):
 def config_of(record):
     """The Config a log line was trained with (its hash is the line's `config_hash`): `config_of(line).save(PATH)`
     and `mmsr train --config PATH` train it again."""
-    from .config import flatten, make_config
+    from .config import from_dict
 
-    return make_config(record["config"].get("preset", "workshop"), overrides=flatten(record["config"]))
+    return from_dict(record["config"])
 
 
 def read_results(path=None):
