@@ -198,23 +198,45 @@ def improvement(table, model="MMSR"):
     return 100 * (means.loc[model] / best.where(best > 0) - 1)  # NaN where every other row scores 0
 
 
-def render(table, model="MMSR"):
-    """Text rendering: "mean ± std" per cell ("mean (1 seed)" for a row of one seed: no spread to show), the best
-    marked **, the second best _, and MMSR's improvement."""
+def _cells(table, model="MMSR"):
+    """(text, rank): "mean ± std" per cell ("mean (1 seed)" for a row of one seed: no spread to show), each
+    metric's rank among the rows (1 = best), and a last row of `model`'s improvement over the best other."""
     means = table.xs("mean", axis=1, level=1)
     seeds = table.attrs.get("seeds", {})
-    cells = {}
+    text, rank = {}, {}
     for metric in means.columns:
-        ranked = means[metric].rank(ascending=False, method="min")
-        column = {}
+        rank[metric] = means[metric].rank(ascending=False, method="min")
+        text[metric] = {}
         for label in means.index:
             mean, std = table.loc[label, (metric, "mean")], table.loc[label, (metric, "std")]
             one = seeds.get(label) == 1 or np.isnan(std)
-            text = f"{mean:.4f} (1 seed)" if one else f"{mean:.4f} ± {std:.4f}"
-            column[label] = f"**{text}**" if ranked[label] == 1 else f"_{text}_" if ranked[label] == 2 else text
-        cells[metric] = column
-    out = pd.DataFrame(cells).loc[means.index]
+            text[metric][label] = f"{mean:.4f} (1 seed)" if one else f"{mean:.4f} ± {std:.4f}"
+    text, rank = pd.DataFrame(text).loc[means.index], pd.DataFrame(rank).loc[means.index]
     gain = improvement(table, model)
     if len(gain):
-        out.loc[f"{model} vs best other"] = ["n/a" if np.isnan(g) else f"{g:+.2f}%" for g in gain[out.columns]]
-    return out
+        text.loc[f"{model} vs best other"] = ["n/a" if np.isnan(g) else f"{g:+.2f}%" for g in gain[text.columns]]
+    return text, rank
+
+
+def render(table, model="MMSR"):
+    """Text rendering (a terminal, a Markdown file): "mean ± std" per cell, the best marked **, the second best _,
+    and MMSR's improvement. In a notebook `styled` shows the same cells with real bold and italics."""
+    text, rank = _cells(table, model)
+    for metric in rank.columns:
+        for label in rank.index:
+            mark = {1: "**", 2: "_"}.get(rank.loc[label, metric], "")
+            text.loc[label, metric] = f"{mark}{text.loc[label, metric]}{mark}"
+    return text
+
+
+def styled(table, model="MMSR", caption=None):
+    """The cells of `render` as a pandas Styler: the best of each metric in bold, the second in italics (real
+    formatting in a notebook and in exported HTML), MMSR's improvement over the best other row last."""
+    text, rank = _cells(table, model)
+    css = pd.DataFrame("", index=text.index, columns=text.columns)
+    css.loc[rank.index] = rank.map(lambda r: {1: "font-weight: bold", 2: "font-style: italic"}.get(r, ""))
+    seeds = sorted(set(table.attrs.get("seeds", {}).values()))
+    over = ("1 seed" if seeds == [1] else f"mean ± std over {seeds[0]} seeds" if len(seeds) == 1
+            else "mean ± std over seeds (a row of one seed says so)")
+    caption = caption or f"{over}; bold: best, italic: second"
+    return text.style.apply(lambda _: css, axis=None).set_caption(caption)

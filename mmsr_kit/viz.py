@@ -1,10 +1,24 @@
 """Plotly figures for the notebooks; each function returns a figure so tests can inspect its data."""
+import os
+
 import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 
+
+def keep_figures_in_exports():
+    """In a Jupyter kernel plotly draws through JupyterLab's extension only (the `plotly_mimetype` renderer), so a
+    notebook exported to HTML (File > Save and Export, `jupyter nbconvert --to html`) shows no figure. Adding the
+    `notebook` renderer puts each figure in the output as HTML too, with plotly.js inlined once per kernel (~5 MB,
+    no CDN: it works offline). A renderer chosen by the user (`PLOTLY_RENDERER`, `pio.renderers.default`) stays."""
+    if pio.renderers.default == "plotly_mimetype" and "PLOTLY_RENDERER" not in os.environ:
+        pio.renderers.default = "plotly_mimetype+notebook"
+
+
+keep_figures_in_exports()  # on import: every notebook imports this module before its first figure
 
 FAST_LINE = ("MMSR_FAST=1: plumbing only. A small world (the smoke preset) and a few epochs check that every cell "
              "runs; the numbers below are not findings (most sit near chance). Unset MMSR_FAST for the workshop size.")

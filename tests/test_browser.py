@@ -245,3 +245,33 @@ def test_a_participant_runs_the_fusion_notebook_and_trains_one_more(page, lab): 
         if not page.is_closed():
             _shot(page, "failure.png")
         raise
+
+
+def test_a_notebook_exported_to_html_keeps_its_figures_offline(page, tmp_path):
+    """A kernel that imports the kit draws each plotly figure for JupyterLab *and* as HTML with plotly.js inlined:
+    `jupyter nbconvert --to html` then keeps the figure, and the page draws it with no network at all."""
+    import nbclient
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(
+        "from mmsr_kit import viz\n"
+        "viz.compare_bar({'IDSR': {'test': {'hr@10': 0.07}, 'cold': {'hr@10': 0.0}},\n"
+        "                 'MMSR': {'test': {'hr@10': 0.09}, 'cold': {'hr@10': 0.1}}})")]
+    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    kinds = [set(out.get("data", {})) for out in notebook.cells[0].outputs]
+    assert {"application/vnd.plotly.v1+json", "text/html"} in kinds, kinds  # JupyterLab's and the export's
+    html, _ = HTMLExporter().from_notebook_node(notebook)
+    (tmp_path / "exported.html").write_text(html)
+    asked = []  # every request that is not the file itself: refused, as offline
+    page.context.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
+                       else (asked.append(route.request.url), route.abort()))
+    page.goto((tmp_path / "exported.html").as_uri())
+    plot = page.locator(".js-plotly-plot")
+    expect(plot).to_have_count(1, timeout=60_000)
+    expect(plot.locator(".gtitle")).to_have_text("HR@10")
+    assert plot.locator(".xtick text").all_text_contents() == ["IDSR", "MMSR"]
+    assert plot.locator(".bars path").count() == 4  # two runs x (test, cold)
+    assert not any("plot.ly" in url or "plotly" in url for url in asked), asked  # plotly.js came inline

@@ -2,6 +2,7 @@
 results log alone."""
 import json
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -91,6 +92,18 @@ def test_the_plotly_table_marks_best_and_second():
     labels, hr, ndcg = comparison_table(table).data[0].cells.values
     assert labels[-1] == "MMSR vs best other" and hr[-1] == "+33.33%" and ndcg[-1] == "+16.67%"
     assert hr[1] == "<b>0.2000 ± 0.0200</b>" and hr[2] == "<i>0.1500 (1 seed)</i>" and hr[0] == "0.1000 ± 0.0100"  # NaN std: 1 seed
+
+    # in a notebook: the same cells, bold and italics as CSS of a pandas Styler, no markers in the text
+    from mmsr_kit.compare import styled
+
+    style = styled(table)
+    assert list(style.data["hr@10"]) == ["0.1000 ± 0.0100", "0.2000 ± 0.0200", "0.1500 (1 seed)", "+33.33%"]
+    html = style.set_uuid("t").to_html()
+    assert "**" not in html
+    rules = dict((props.strip(), sel) for sel, props in re.findall(r"([^{}]+)\{([^{}]+)\}", html.split("</style>")[0]))
+    bold, italic = rules["font-weight: bold;"], rules["font-style: italic;"]  # which cells each rule styles
+    assert set(re.findall(r"row(\d)_col(\d)", bold)) == {("1", "0"), ("1", "1")}  # MMSR: best in both metrics
+    assert set(re.findall(r"row(\d)_col(\d)", italic)) == {("2", "0"), ("2", "1")}  # FDSA second; gain row plain
 
 
 def test_table5_morec_differs_from_mmsr_under_every_preset():

@@ -36,3 +36,20 @@ def test_fast_banner_prints_one_line_in_fast_mode_only(capsys):
     fast_banner(True)
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "MMSR_FAST=1" in out and "not findings" in out
+
+
+def test_figures_are_kept_for_exports_unless_the_user_chose_a_renderer(monkeypatch):
+    import plotly.io as pio
+
+    from mmsr_kit.viz import keep_figures_in_exports
+
+    monkeypatch.delenv("PLOTLY_RENDERER", raising=False)
+    for chosen, kept in [("plotly_mimetype", "plotly_mimetype+notebook"), ("browser", "browser"),
+                         ("png", "png")]:  # plotly's pick in a Jupyter kernel; then choices of a user's own
+        monkeypatch.setattr(pio.renderers, "default", chosen)
+        keep_figures_in_exports()
+        assert pio.renderers.default == kept
+    monkeypatch.setattr(pio.renderers, "default", "plotly_mimetype")
+    monkeypatch.setenv("PLOTLY_RENDERER", "plotly_mimetype")  # asked for by name: left as it is
+    keep_figures_in_exports()
+    assert pio.renderers.default == "plotly_mimetype"
