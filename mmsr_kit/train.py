@@ -7,7 +7,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
@@ -224,6 +224,51 @@ def epoch_cap():
     return int(value)
 
 
+@dataclass
+class Progress:
+    """How far a run has come. Every checkpoint keeps it, so a resumed run goes on from exactly here."""
+    history: list = field(default_factory=list)  # one row per epoch: loss, gradient norm, lr, validation metrics
+    best_score: float = -1.0  # of train.metric on the validation users
+    best_epoch: int = 0
+    stale: int = 0  # validations since the best one
+    stopped: bool = False  # early stop (train.patience)
+    train_time: float = 0.0
+    valid_time: float = 0.0
+    sequences_seen: int = 0
+    epoch_times: list = field(default_factory=list)  # each epoch's training and validation
+
+    def validated(self, epoch, score):
+        """Note a validation's score; True when it is the best so far."""
+        if score > self.best_score:
+            self.best_score, self.best_epoch, self.stale = score, epoch, 0
+            return True
+        self.stale += 1
+        return False
+
+
+def restore(out_dir, model, optimizer, scheduler, accelerator, steps):
+    """Load `out_dir`'s latest checkpoint into the model, optimizer and scheduler. Returns (progress, best_state,
+    epoch to start at, steps of it already done, the running sums of those steps), or None without a checkpoint."""
+    path = latest_checkpoint(out_dir, check=True)
+    if path is None:
+        log.warning("%s has no checkpoint yet: training from the start", out_dir)
+        return None
+    weights, best_state, optimizer_state, state = load_checkpoint(path, accelerator.device)
+    accelerator.unwrap_model(model).load_state_dict(weights)
+    optimizer.load_state_dict(optimizer_state)
+    scheduler.load_state_dict(state["scheduler"])
+    progress = Progress(**{f.name: state[f.name] for f in fields(Progress) if f.name in state})
+    epoch, step, totals = state["epoch"], state["step"], None
+    if step < steps:  # died inside an epoch: this process's sums of the steps done
+        totals = new_totals(accelerator.device)
+        mine = {key: value[accelerator.process_index] for key, value in state["totals"].items()}
+        totals.update(seen=int(mine["seen"]), steps=step)
+        for key in ("loss", "grad_norm"):
+            totals[key] += mine[key]
+    log.info("resuming %s from %s: epoch %d, after step %d of %d", out_dir, path.name, epoch, step, steps)
+    return (progress, best_state, epoch + 1, 0, None) if step == steps else (progress, best_state, epoch, step, totals)
+
+
 def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
     """Train and evaluate `cfg`; write `out_dir` (config.yaml at the start; checkpoints during training; then
     model.safetensors, history.json, and metrics.json last) and append a line to the results log `results` (a path; False to
@@ -249,113 +294,14 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
     if out_dir and accelerator.is_main_process:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         cfg.save(Path(out_dir) / "config.yaml")
-    history = []
-    kind, k = parse_metric(cfg.train.metric, cfg.eval.ks)
-    train_time, valid_time, sequences_seen, best_epoch, epoch_times = 0.0, 0.0, 0, 0, []
-    cap, stopped = epoch_cap(), False
+    done = Progress()
+    cap = epoch_cap()
     last_epoch = cfg.train.epochs if cap is None else min(cfg.train.epochs, cap)
     if last_epoch < cfg.train.epochs:
         log.warning("MMSR_EPOCH_CAP=%d: stopping after %d of %d epochs", cap, last_epoch, cfg.train.epochs)
-
     if getattr(model, "trainable", True):
-        windows = TrainWindows(data, cfg.train.negatives)
-        batches = EpochBatches(len(windows), cfg.train.batch_size, cfg.train.seed)
-        loader = DataLoader(windows, batch_sampler=batches,
-                            collate_fn=functools.partial(windows.collate_keys, distinct=True),
-                            num_workers=cfg.train.num_workers, pin_memory=accelerator.device.type == "cuda",
-                            persistent_workers=cfg.train.num_workers > 0)
-        optimizer = make_optimizer(model, cfg.train)
-        model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-        steps = len(loader)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.train, steps))
-        best_score, best_state, stale = -1.0, None, 0
-        start_epoch, skip, totals = 1, 0, None
-        if resume:
-            path = latest_checkpoint(out_dir, check=True)
-            if path is None:
-                log.warning("%s has no checkpoint yet: training from the start", out_dir)
-            else:
-                weights, best_state, optimizer_state, state = load_checkpoint(path, accelerator.device)
-                accelerator.unwrap_model(model).load_state_dict(weights)
-                optimizer.load_state_dict(optimizer_state)
-                scheduler.load_state_dict(state["scheduler"])
-                history, best_score, best_epoch, stale, stopped = (state[key] for key in (
-                    "history", "best_score", "best_epoch", "stale", "stopped"))
-                train_time, sequences_seen = state["train_time"], state["sequences_seen"]
-                valid_time, epoch_times = state.get("valid_time", 0.0), state.get("epoch_times", [])
-                start_epoch, skip = (state["epoch"] + 1, 0) if state["step"] == steps else (state["epoch"], state["step"])
-                if skip:
-                    totals = new_totals(accelerator.device)
-                    mine = {key: value[accelerator.process_index] for key, value in state["totals"].items()}
-                    totals.update(seen=int(mine["seen"]), steps=state["step"])
-                    for key in ("loss", "grad_norm"):
-                        totals[key] += mine[key]
-                log.info("resuming %s from %s: epoch %d, after step %d of %d", out_dir, path.name, state["epoch"],
-                         state["step"], steps)
-
-        def checkpoint(epoch, step, t):
-            if not out_dir:
-                return
-            sums = torch.tensor([[float(t["loss"]), float(t["grad_norm"]), t["seen"]]], dtype=torch.float64,
-                                device=accelerator.device)
-            sums = accelerator.gather(sums).tolist()  # (processes, 3): each process's sums so far
-            if accelerator.is_main_process:
-                state = {"epoch": epoch, "step": step, "scheduler": scheduler.state_dict(), "history": history,
-                         "best_score": best_score, "best_epoch": best_epoch, "stale": stale, "stopped": stopped,
-                         "train_time": train_time + (time.perf_counter() - t0), "sequences_seen": sequences_seen,
-                         "valid_time": valid_time, "epoch_times": epoch_times,
-                         "totals": dict(zip(("loss", "grad_norm", "seen"), map(list, zip(*sums))))}
-                save_checkpoint(out_dir, (epoch - 1) * steps + step, accelerator.unwrap_model(model).state_dict(),
-                                best_state, optimizer, state)
-            accelerator.wait_for_everyone()
-
-        def after_step(step, t):
-            if cfg.train.checkpoint_steps and step % cfg.train.checkpoint_steps == 0 and step < steps:
-                check_finite(t, epoch, out_dir)  # never a checkpoint of weights a non-finite loss has touched
-                checkpoint(epoch, step, t)
-
-        bar = tqdm(range(start_epoch, last_epoch + 1), desc=f"{cfg.model.mode}/{cfg.model.sequence}",
-                   unit="epoch", disable=not (progress and accelerator.is_main_process))
-        for epoch in bar:
-            if stopped:
-                break
-            loader.set_epoch(epoch)  # Accelerate's loader sets its sampler's epoch to its own count at each pass
-            batches.set_epoch(epoch)  # (and not through the per-process shards of a multi-process run)
-            t0 = t_epoch = time.perf_counter()
-            t = train_epoch(model, loader, optimizer, scheduler, accelerator, cfg.train.grad_clip, (epoch - 1) * steps,
-                            skip, totals, after_step, cfg.train.seed)
-            skip, totals = 0, None
-            train_time += time.perf_counter() - t0
-            check_finite(t, epoch, out_dir)
-            sequences_seen += t["seen"]
-            mean_loss = float(accelerator.reduce(t["loss"], "mean")) / max(1, t["steps"])
-            grad_norm = float(accelerator.reduce(t["grad_norm"], "mean")) / max(1, t["steps"])
-            row = {"epoch": epoch, "loss": mean_loss, "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[-1]}
-            if epoch % cfg.train.eval_every == 0 or epoch == last_epoch:
-                t_valid = time.perf_counter()
-                share_buffers(accelerator.unwrap_model(model), accelerator)  # one model validated; best_state alike
-                valid = evaluate(accelerator.unwrap_model(model), data, cfg, "valid", accelerator)
-                valid_time += time.perf_counter() - t_valid
-                crash_point("validation")
-                row.update({f"valid_{m}": v for m, v in valid.items() if m != "n"})
-                score = valid[f"{kind}@{k}"]
-                if score > best_score:
-                    best_score, best_epoch, stale = score, epoch, 0
-                    best_state = copy.deepcopy(accelerator.unwrap_model(model).state_dict())
-                else:
-                    stale += 1
-                bar.set_postfix(loss=f"{mean_loss:.4f}", **{f"{kind}@{k}": f"{score:.4f}"})
-            history.append(row)
-            epoch_times.append(time.perf_counter() - t_epoch)  # training and validation
-            accelerator.log(tracked(row), step=epoch)
-            if cfg.train.patience is not None and stale >= cfg.train.patience:
-                log.info("early stop at epoch %d: no better %s@%d for %d validations", epoch, kind, k, stale)
-                stopped = True
-            t0 = time.perf_counter()  # the epoch's time is counted already
-            checkpoint(epoch, steps, t)
-            crash_point("after_epoch_checkpoint")
-        model = accelerator.unwrap_model(model)
-        model.load_state_dict(best_state)
+        model, done = train_loop(cfg, model, data, accelerator, out_dir, resume, last_epoch,
+                                 progress and accelerator.is_main_process)
 
     sums = weight_sums(model, accelerator)
     if len(set(sums)) > 1:  # gradients are averaged every step, so the processes' weights must agree exactly
@@ -369,14 +315,14 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
             crash_point("final_evaluation")
     metrics.update({
         "popularity": metrics["test"].pop("groups"),  # test metrics per popularity bucket of the target
-        "best_epoch": best_epoch,
-        "epochs_run": len(history),
-        "complete": stopped or last_epoch == cfg.train.epochs,  # False: cut by MMSR_EPOCH_CAP (--resume goes on)
+        "best_epoch": done.best_epoch,
+        "epochs_run": len(done.history),
+        "complete": done.stopped or last_epoch == cfg.train.epochs,  # False: cut by MMSR_EPOCH_CAP (--resume goes on)
         "wall_time_s": time.perf_counter() - t_start,
-        "train_time_s": train_time,
-        "valid_time_s": valid_time,  # the per-epoch validations
-        "epoch_times_s": epoch_times,  # each epoch's training and validation
-        "sequences_per_s": sequences_seen / train_time if train_time else None,
+        "train_time_s": done.train_time,
+        "valid_time_s": done.valid_time,  # the per-epoch validations
+        "epoch_times_s": done.epoch_times,  # each epoch's training and validation
+        "sequences_per_s": done.sequences_seen / done.train_time if done.train_time else None,
         "peak_memory_mb": peak_memory_mb(accelerator.device),
         "device": accelerator.device.type,
         "processes": accelerator.num_processes,
@@ -389,10 +335,10 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
         metrics["init_from"] = {**transferred.summary(), "by_part": transferred.by_part(id_keys(model))}
     if logging_dir:
         accelerator.log({f"{split}/{m}": v for split in ("test", "cold") for m, v in metrics[split].items() if m != "n"},
-                        step=len(history))
+                        step=len(done.history))
         accelerator.end_training()
         metrics["logs"] = str(logging_dir)
-    run = Run(cfg, metrics, history, model, data, Path(out_dir) if out_dir else None, accelerator.is_main_process)
+    run = Run(cfg, metrics, done.history, model, data, Path(out_dir) if out_dir else None, accelerator.is_main_process)
     if accelerator.is_main_process:
         if out_dir:
             save_run(run)
@@ -400,6 +346,87 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
         if results is not False:
             append_result(cfg, metrics, path=results)
     return run
+
+
+def train_loop(cfg, model, data, accelerator, out_dir, resume_run, last_epoch, show_bar):
+    """The training loop of `fit`: epochs of steps, a validation every train.eval_every epochs (the best weights
+    kept), a checkpoint after each epoch (and every train.checkpoint_steps steps); from `out_dir`'s latest checkpoint
+    when `resume_run`. Returns (the unwrapped model with the best weights, its Progress)."""
+    windows = TrainWindows(data, cfg.train.negatives)
+    batches = EpochBatches(len(windows), cfg.train.batch_size, cfg.train.seed)
+    loader = DataLoader(windows, batch_sampler=batches, collate_fn=functools.partial(windows.collate_keys, distinct=True),
+                        num_workers=cfg.train.num_workers, pin_memory=accelerator.device.type == "cuda",
+                        persistent_workers=cfg.train.num_workers > 0)
+    optimizer = make_optimizer(model, cfg.train)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    steps = len(loader)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.train, steps))
+    kind, k = parse_metric(cfg.train.metric, cfg.eval.ks)
+    done, best_state, start_epoch, skip, totals = Progress(), None, 1, 0, None
+    if resume_run:
+        done, best_state, start_epoch, skip, totals = restore(
+            out_dir, model, optimizer, scheduler, accelerator, steps) or (done, best_state, start_epoch, skip, totals)
+
+    def checkpoint(epoch, step, t, running):
+        """Save weights, best weights, optimizer and Progress after `step` of `epoch` (`running`: seconds of
+        training not yet in done.train_time); every process sends its running sums `t`."""
+        if not out_dir:
+            return
+        sums = torch.tensor([[float(t["loss"]), float(t["grad_norm"]), t["seen"]]], dtype=torch.float64,
+                            device=accelerator.device)
+        sums = accelerator.gather(sums).tolist()  # (processes, 3): each process's sums so far
+        if accelerator.is_main_process:
+            state = {**asdict(done), "train_time": done.train_time + running, "epoch": epoch, "step": step,
+                     "scheduler": scheduler.state_dict(),
+                     "totals": dict(zip(("loss", "grad_norm", "seen"), map(list, zip(*sums))))}
+            save_checkpoint(out_dir, (epoch - 1) * steps + step, accelerator.unwrap_model(model).state_dict(),
+                            best_state, optimizer, state)
+        accelerator.wait_for_everyone()
+
+    bar = tqdm(range(start_epoch, last_epoch + 1), desc=f"{cfg.model.mode}/{cfg.model.sequence}", unit="epoch",
+               disable=not show_bar)
+    for epoch in bar:
+        if done.stopped:
+            break
+        loader.set_epoch(epoch)  # Accelerate's loader sets its sampler's epoch to its own count at each pass
+        batches.set_epoch(epoch)  # (and not through the per-process shards of a multi-process run)
+        t0 = time.perf_counter()
+
+        def after_step(step, t):
+            if cfg.train.checkpoint_steps and step % cfg.train.checkpoint_steps == 0 and step < steps:
+                check_finite(t, epoch, out_dir)  # never a checkpoint of weights a non-finite loss has touched
+                checkpoint(epoch, step, t, time.perf_counter() - t0)
+
+        t = train_epoch(model, loader, optimizer, scheduler, accelerator, cfg.train.grad_clip, (epoch - 1) * steps,
+                        skip, totals, after_step, cfg.train.seed)
+        skip, totals = 0, None
+        done.train_time += time.perf_counter() - t0
+        check_finite(t, epoch, out_dir)
+        done.sequences_seen += t["seen"]
+        mean_loss = float(accelerator.reduce(t["loss"], "mean")) / max(1, t["steps"])
+        grad_norm = float(accelerator.reduce(t["grad_norm"], "mean")) / max(1, t["steps"])
+        row = {"epoch": epoch, "loss": mean_loss, "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[-1]}
+        if epoch % cfg.train.eval_every == 0 or epoch == last_epoch:
+            t_valid = time.perf_counter()
+            share_buffers(accelerator.unwrap_model(model), accelerator)  # one model validated; best_state alike
+            valid = evaluate(accelerator.unwrap_model(model), data, cfg, "valid", accelerator)
+            done.valid_time += time.perf_counter() - t_valid
+            crash_point("validation")
+            row.update({f"valid_{m}": v for m, v in valid.items() if m != "n"})
+            if done.validated(epoch, valid[f"{kind}@{k}"]):
+                best_state = copy.deepcopy(accelerator.unwrap_model(model).state_dict())
+            bar.set_postfix(loss=f"{mean_loss:.4f}", **{f"{kind}@{k}": f"{valid[f'{kind}@{k}']:.4f}"})
+        done.history.append(row)
+        done.epoch_times.append(time.perf_counter() - t0)  # training and validation
+        accelerator.log(tracked(row), step=epoch)
+        if cfg.train.patience is not None and done.stale >= cfg.train.patience:
+            log.info("early stop at epoch %d: no better %s@%d for %d validations", epoch, kind, k, done.stale)
+            done.stopped = True
+        checkpoint(epoch, steps, t, 0.0)  # the epoch's time is counted already
+        crash_point("after_epoch_checkpoint")
+    model = accelerator.unwrap_model(model)
+    model.load_state_dict(best_state)
+    return model, done
 
 
 def save_run(run):
