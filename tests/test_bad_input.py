@@ -55,6 +55,8 @@ CLI_CASES = [  # (id, argv or a function of tmp_path giving argv, exit status, m
     ("wrong type", ["--set", "train.epochs=three"], 2, "train.epochs expects int"),
     ("unknown text encoder", ["--set", "model.mode=mmsr_t", "--set", "model.text_encoder=roberto"], 2,
      "did you mean 'roberta'"),
+    ("hub id without a slash, offline", ["--set", "model.mode=mmsr_t", "--set", "model.text_encoder=roberta-base"], 2,
+     "text encoder 'roberta-base' was not found: it is not local, not in the Hugging Face cache, and HF_HUB_OFFLINE"),
     ("unknown fusion", ["--set", "model.fusion=flim"], 2, "did you mean 'film'"),
     ("unknown mode", ["--set", "model.mode=mmsrv"], 2, "unknown mode 'mmsrv'"),
     ("unknown vision-language model", ["--set", "model.mode=vlp", "--set", "model.vlp=flav"], 2,

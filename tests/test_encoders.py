@@ -75,13 +75,33 @@ def test_a_missing_model_is_one_clear_error_and_fast(monkeypatch):
     assert time.perf_counter() - start < 20
 
 
-def test_unknown_encoder_names_list_the_valid_ones():
+def test_a_name_neither_registered_nor_local_is_a_hub_id_and_a_typo_gets_a_hint(monkeypatch):
+    """`roberta-base`, `bert-base-uncased` (no slash) go to from_pretrained as hub ids, as `org/model` does; offline
+    they fail at once naming the id; a near miss of a registered name also says which one was meant."""
+    from mmsr_kit.encoders import text_spec, vision_spec
+    from mmsr_kit.encoders.vlp import VLPEncoder, vlp_spec
     from mmsr_kit.registry import UnknownNameError
 
-    with pytest.raises(UnknownNameError, match="did you mean 'roberta'"):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert text_spec("bert-base-uncased").source == "bert-base-uncased"
+    assert (vision_spec("vit-mae-base").kind, vision_spec("vit-mae-base").source) == ("mae", "vit-mae-base")
+    assert vlp_spec("flava-full").source == "flava-full"
+    start = time.perf_counter()
+    with pytest.raises(ModelNotFound, match="text encoder 'bert-base-uncased' was not found.*HF_HUB_OFFLINE") as hub:
+        TextEncoder("bert-base-uncased")
+    assert "did you mean" not in str(hub.value)  # nothing registered is close
+    with pytest.raises(ModelNotFound, match="'roberto' was not found.*did you mean 'roberta'"):
         TextEncoder("roberto")
-    with pytest.raises(UnknownNameError, match="choose one of: efficientnet-lite0, mae, resnet50"):
+    with pytest.raises(ModelNotFound, match="vision encoder 'resnet' was not found.*did you mean 'resnet50'"):
         VisionEncoder("resnet")
+    with pytest.raises(ModelNotFound, match="'flav' was not found.*did you mean 'flava'"):
+        VLPEncoder("flav")
+    with pytest.raises(ModelNotFound, match="'roberta-base' was not found") as registered:
+        TextEncoder("roberta")  # a registered name: its hub id is named, no hint about itself
+    assert "did you mean" not in str(registered.value)
+    assert time.perf_counter() - start < 20
+    with pytest.raises(UnknownNameError, match="choose one of: .*bag"):
+        TextEncoder("")  # no name at all
 
 
 def timm_weights(tmp_path, name, **kwargs):

@@ -67,8 +67,10 @@ def test_a_vlp_loads_from_a_saved_folder_like_a_hub_id(tmp_path):
 
 
 def test_bad_vlp_names_and_models_get_clear_errors(tmp_path):
-    with pytest.raises(UnknownNameError, match="did you mean 'flava'"):
-        make_config("smoke", overrides={"model.mode": "vlp", "model.vlp": "flav"})
+    # a name neither registered nor local is a hub id (checked when loaded): offline, one error with a hint
+    assert make_config("smoke", overrides={"model.mode": "vlp", "model.vlp": "flav"}).model.vlp == "flav"
+    with pytest.raises(ConfigError, match="'flav' was not found.*did you mean 'flava'"):
+        VLPEncoder("flav")
     with pytest.raises(UnknownNameError, match="grid"):
         make_config("smoke", overrides={"model.mode": "vlp", "model.vlp_visual": "grids"})
     from mmsr_kit.encoders.text import tiny_bert_path

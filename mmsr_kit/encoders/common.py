@@ -1,4 +1,5 @@
 """What text and vision encoders share: loading by name or path offline, and top-k fine-tuning."""
+import difflib
 import os
 from pathlib import Path
 
@@ -47,42 +48,46 @@ CONFIG_KEYS = {"text encoder": "model.text_encoder", "vision encoder": "model.vi
                "image processor of vision-language model": "model.vlp", "region extractor": "model.vlp_extractor"}
 
 
-def missing_model(name, kind, cause=None, how=None):
+def missing_model(name, kind, cause=None, how=None, choices=()):
+    """The one-line error for a model not found; `choices`: the registered names, when `name` was not one of them
+    (a typo of one gets "did you mean")"""
+    close = difflib.get_close_matches(name, sorted(choices), n=1)
     where = "HF_HUB_OFFLINE is set, so the hub is not asked" if hub_offline() else "the hub could not be reached"
     how = how or f"a local folder ({CONFIG_KEYS[kind]}=/path/to/model, written by save_pretrained)"
     return ModelNotFound(
         f"{kind} {name!r} was not found: it is not local, not in the Hugging Face cache, and {where}. "
         f"Pass {how} or, with a network, its hub name; `mmsr list encoders` names the ones that work offline."
         + (f" ({type(cause).__name__}: {str(cause).splitlines()[0][:200]})" if cause else "")
+        + (f" It is no registered name either (did you mean {close[0]!r}?)." if close else "")
     )
 
 
-def from_pretrained(load, name, kind):
-    """Call `load(name, local_files_only=...)`: local folders and the cache first, the hub only when online.
-    Without transformers' per-load progress bar (a notebook building several models shows a column of them)."""
+def from_pretrained(load, name, kind, choices=()):
+    """Call `load(name, local_files_only=...)`: local folders and the cache first, the hub only when online
+    (`choices`: see `missing_model`). Without transformers' per-load progress bar (a notebook building several models shows a column of them)."""
     from transformers.utils import logging as hf_logging
 
     shown = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        return _from_pretrained(load, name, kind)
+        return _from_pretrained(load, name, kind, choices)
     finally:
         if shown:
             hf_logging.enable_progress_bar()
 
 
-def _from_pretrained(load, name, kind):
+def _from_pretrained(load, name, kind, choices):
     if Path(name).expanduser().is_dir():
         return load(str(Path(name).expanduser()), local_files_only=True)
     try:
         return load(name, local_files_only=True)
     except (OSError, ValueError) as cached_error:
         if hub_offline():
-            raise missing_model(name, kind, cached_error) from None
+            raise missing_model(name, kind, cached_error, choices=choices) from None
     try:
         return load(name, local_files_only=False)
     except Exception as error:  # network errors come in many types; all mean the same here
-        raise missing_model(name, kind, error) from None
+        raise missing_model(name, kind, error, choices=choices) from None
 
 
 def blocks_holder(model):

@@ -6,7 +6,6 @@ import contextlib
 import functools
 import importlib.metadata
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Union
 
 import logging
@@ -96,12 +95,13 @@ TEXT_ENCODERS["bag"] = TextSpec(minilm_path, "mean of word vectors, width 64, Mi
 
 
 def text_spec(name):
-    """The registered spec, or one for a hub id / local path given directly."""
+    """The registered spec, or one for a local folder or hub id given directly (`roberta-base`, `org/model`): any
+    other name goes to `from_pretrained`, whose not-found error names a close registered name, if any."""
     if name in TEXT_ENCODERS:
         return TEXT_ENCODERS[name]
-    if "/" in name or Path(name).expanduser().exists():
-        return TextSpec(name, "by path or hub id")
-    TEXT_ENCODERS[name]  # unknown: the registry's error lists the names
+    if not name or not name.strip():
+        TEXT_ENCODERS[name]  # an empty name: the registry's error lists the names
+    return TextSpec(name, "by path or hub id")
 
 
 class TextEncoder(TopBlocks):
@@ -115,11 +115,12 @@ class TextEncoder(TopBlocks):
         if pooling not in ("auto", "cls", "mean"):
             raise ConfigError(f"unknown pooling {pooling!r}; choose one of: auto, cls, mean")
         self.kind = spec.kind
-        self.tokenizer = from_pretrained(AutoTokenizer.from_pretrained, source, "text encoder")
+        choices = () if name in TEXT_ENCODERS else TEXT_ENCODERS.names()  # a typo of a registered name: say which
+        self.tokenizer = from_pretrained(AutoTokenizer.from_pretrained, source, "text encoder", choices)
         if spec.kind == "bag":
             self.model = BagOfWords(self.tokenizer.vocab_size)
         else:
-            self.model = from_pretrained(AutoModel.from_pretrained, source, "text encoder")
+            self.model = from_pretrained(AutoModel.from_pretrained, source, "text encoder", choices)
         if getattr(self.model, "pooler", None) is not None:
             self.model.pooler = None  # unused: pooling is ours (CLS state or mean)
         self.width = self.model.config.hidden_size

@@ -173,9 +173,9 @@ def vision_spec(name):
         if name[5:] not in timm.list_models():
             raise ConfigError(f"unknown timm model {name[5:]!r}")
         return VisionSpec("timm", name[5:], "a timm model by name", weights="hub")
-    if Path(name).expanduser().exists() or "/" in name:
-        return VisionSpec("mae", name, "a ViT-MAE by path or hub id")
-    VISION_ENCODERS[name]  # unknown: the registry's error lists the names
+    if not name or not name.strip():
+        VISION_ENCODERS[name]  # an empty name: the registry's error lists the names
+    return VisionSpec("mae", name, "a ViT-MAE by path or hub id")  # any other name: from_pretrained's to find
 
 
 def timm_blocks(model):
@@ -251,8 +251,9 @@ class VisionEncoder(TopBlocks):
     def _load_mae(self, source):
         from transformers import AutoImageProcessor, ViTMAEModel
 
-        self.model = from_pretrained(ViTMAEModel.from_pretrained, source, "vision encoder")
-        processor = from_pretrained(AutoImageProcessor.from_pretrained, source, "vision encoder")
+        choices = () if self.name in VISION_ENCODERS else VISION_ENCODERS.names()  # a typo: say of which
+        self.model = from_pretrained(ViTMAEModel.from_pretrained, source, "vision encoder", choices)
+        processor = from_pretrained(AutoImageProcessor.from_pretrained, source, "vision encoder", choices)
         self._set_statistics(processor.image_mean, processor.image_std)
         self.image_size = self.model.config.image_size
         self.width = self.model.config.hidden_size

@@ -139,9 +139,9 @@ def vlp_spec(name):
     """The registered spec, or one for a hub id / local path given directly."""
     if name in VLP_ENCODERS:
         return VLP_ENCODERS[name]
-    if "/" in name or Path(name).expanduser().exists():
-        return VLPSpec(name, "by path or hub id", tokenizer=None, extractors=HUB_EXTRACTORS)
-    VLP_ENCODERS[name]  # unknown: the registry's error lists the names
+    if not name or not name.strip():
+        VLP_ENCODERS[name]  # an empty name: the registry's error lists the names
+    return VLPSpec(name, "by path or hub id", tokenizer=None, extractors=HUB_EXTRACTORS)  # from_pretrained finds it
 
 
 class _Unit(nn.Module):
@@ -189,7 +189,8 @@ class VLPEncoder(nn.Module):
         spec = vlp_spec(name)
         source = spec.source() if callable(spec.source) else spec.source
         self.name, self.pretrained, self.spec = name, spec.pretrained, spec
-        config = from_pretrained(AutoConfig.from_pretrained, source, "vision-language model")
+        choices = () if name in VLP_ENCODERS else VLP_ENCODERS.names()  # a typo of a registered name: say which
+        config = from_pretrained(AutoConfig.from_pretrained, source, "vision-language model", choices)
         if config.model_type not in FAMILIES:
             raise ConfigError(f"vision-language model {name!r} is a {config.model_type!r} model; the kit takes "
                               f"{', '.join(FAMILIES)} (`mmsr list encoders`)")
