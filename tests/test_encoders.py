@@ -16,14 +16,15 @@ def trainable(encoder):
     return {n for n, p in encoder.named_parameters() if p.requires_grad}
 
 
-def save_tiny_text_model(folder, model_type):
-    """A tiny BERT / RoBERTa / ELECTRA built from a config and saved like a hub checkpoint."""
+def save_tiny_text_model(folder, model_type, embedding_size=32):
+    """A tiny BERT / RoBERTa / ELECTRA built from a config and saved like a hub checkpoint (ELECTRA-small's shape:
+    `embedding_size` below the width of 32, so its embeddings are projected up)."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())
     config = AutoConfig.for_model(model_type, vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=3,
                                   num_attention_heads=2, intermediate_size=64, max_position_embeddings=80,
-                                  **({"embedding_size": 32} if model_type == "electra" else {}))
+                                  **({"embedding_size": embedding_size} if model_type == "electra" else {}))
     AutoModel.from_config(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
@@ -47,6 +48,22 @@ def test_text_encoders_load_from_a_saved_folder_and_train_their_top_blocks(tmp_p
     assert enc.model.embeddings.word_embeddings.weight.grad is None
     full = TextEncoder(path, train_blocks=None)
     assert trainable(full) == {n for n, _ in full.named_parameters()}
+
+
+@pytest.mark.parametrize("model_type, embedding_size", [("bert", 32), ("roberta", 32), ("electra", 32), ("electra", 16)])
+def test_text_prefix_then_top_blocks_equals_a_full_forward(tmp_path, model_type, embedding_size):
+    """The cached-prefix path (frozen embeddings and lower blocks computed once) gives what a full forward gives;
+    for ELECTRA-small's shape the embeddings' projection is part of the prefix, applied once."""
+    enc = TextEncoder(save_tiny_text_model(tmp_path / model_type, model_type, embedding_size), max_tokens=12,
+                      train_blocks=1).eval()
+    assert enc.prefix_cacheable
+    assert hasattr(enc.model, "embeddings_project") == (embedding_size != 32)
+    batch = enc.tokenize(["red wool scarf", "a much longer title about a blue cotton shirt for summer"])
+    with torch.no_grad():
+        full = enc(**batch)
+        part = enc(**batch, prefix_states=enc.prefix(**batch))
+    for a, b in zip(full, part):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6)
 
 
 def test_mean_pooling_ignores_padding():

@@ -155,16 +155,23 @@ class TextEncoder(TopBlocks):
     @contextlib.contextmanager
     def _from_prefix(self, states):
         """Within: the model's embeddings return `states` and only the trained blocks run; the model still builds
-        its own attention mask from `attention_mask`, so the top blocks see exactly what a full forward gives them."""
+        its own attention mask from `attention_mask`, so the top blocks see exactly what a full forward gives them.
+        ELECTRA-small projects its narrower embeddings up to the blocks' width (`embeddings_project`): the states
+        are past that projection already, so it is skipped too."""
         holder, attr = blocks_holder(self.model)
         everything = getattr(holder, attr)
         setattr(holder, attr, nn.ModuleList(list(everything)[len(everything) - self.train_blocks :]))
         hook = self.model.embeddings.register_forward_hook(lambda module, args, output: states)
+        project = getattr(self.model, "embeddings_project", None)
+        if project is not None:
+            self.model.embeddings_project = nn.Identity()
         try:
             yield
         finally:
             hook.remove()
             setattr(holder, attr, everything)
+            if project is not None:
+                self.model.embeddings_project = project
 
     def forward(self, input_ids, attention_mask, prefix_states=None):
         """Token states, mask and pooled vector; with `prefix_states` (from `prefix`), only the trained blocks run."""
