@@ -152,6 +152,27 @@ def test_vit_and_swin_train_their_top_two_blocks(tmp_path, name, blocks, width, 
     assert tokens.shape == (1, n_tokens, width) and pooled.shape == (1, width)
 
 
+def test_swin_trained_blocks_are_a_contiguous_top_of_the_network(tmp_path):
+    """Three top blocks of Swin-B (depths 2, 2, 18, 2) span two stages: the last stage's patch merging, which runs
+    between them, trains with them (and is in training mode); the merging below the lowest trained block does not."""
+    _, path = timm_weights(tmp_path, "swin_base_patch4_window7_224")
+    enc = VisionEncoder(f"swin@{path}", train_blocks=3)
+    stages = enc.model.layers
+    assert enc.blocks[-3] is stages[2].blocks[-1] and enc.blocks[-2] is stages[3].blocks[0]
+    top = [*enc.blocks[-3:], stages[3].downsample, enc.model.norm]
+    assert {id(p) for p in enc.parameters() if p.requires_grad} == {id(p) for m in top for p in m.parameters()}
+    enc.train()
+    assert stages[3].downsample.training and not stages[2].downsample.training and not stages[2].blocks[-2].training
+    images = torch.randint(0, 256, (2, 3, 224, 224), dtype=torch.uint8)
+    enc.eval()
+    assert enc.prefix_cacheable
+    with torch.no_grad():
+        full, part = enc(images), enc(images, prefix_states=enc.prefix(images))
+    assert torch.allclose(full[0], part[0], atol=1e-5) and torch.allclose(full[2], part[2], atol=1e-5)
+    enc(images)[2].sum().backward()
+    assert stages[3].downsample.reduction.weight.grad is not None
+
+
 def save_tiny_mae(folder):
     from transformers import ViTImageProcessor, ViTMAEConfig, ViTMAEModel
 

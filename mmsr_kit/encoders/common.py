@@ -116,8 +116,11 @@ class TopBlocks(nn.Module):
     """Base of the encoders: trains only the top `k` of `blocks` (None: everything), frozen parts in eval mode.
 
     Subclasses set `self.blocks` (an ordered list of modules, bottom first) and `self.heads` (modules above
-    the blocks, such as a final norm, that train whenever any block does), then call `self.set_trainable(k)`.
+    the blocks, such as a final norm, that train whenever any block does), optionally `self.between` ({index i:
+    a module that runs between blocks i - 1 and i}, such as Swin's patch merging at a stage's start: it trains
+    when both of its neighbours do, so the trained part is always a contiguous top), then `self.set_trainable(k)`.
     """
+    between = {}
 
     def set_trainable(self, k):
         self.train_blocks = k
@@ -127,7 +130,7 @@ class TopBlocks(nn.Module):
         if not 0 <= k <= len(self.blocks):
             raise ConfigError(f"cannot train the top {k} blocks of a model with {len(self.blocks)}")
         self.requires_grad_(False)
-        for module in list(self.blocks[len(self.blocks) - k :]) + (list(self.heads) if k else []):
+        for module in self.trainable_modules():
             module.requires_grad_(True)
 
     @property
@@ -138,8 +141,9 @@ class TopBlocks(nn.Module):
     def trainable_modules(self):
         if self.train_blocks is None:
             return [self]
-        k = self.train_blocks
-        return list(self.blocks[len(self.blocks) - k :]) + (list(self.heads) if k else [])
+        first = len(self.blocks) - self.train_blocks  # the lowest trained block
+        inside = [module for i, module in sorted(self.between.items()) if i > first]
+        return list(self.blocks[first:]) + inside + (list(self.heads) if self.train_blocks else [])
 
     def train(self, mode=True):
         return train_top(self, mode)

@@ -179,17 +179,22 @@ def vision_spec(name):
 
 
 def timm_blocks(model):
-    """(blocks bottom first, modules above them) of a timm model, by its structure."""
+    """(blocks bottom first, modules above them, {i: a module between blocks i - 1 and i}) of a timm model, by its
+    structure (see `TopBlocks`)."""
     names = dict(model.named_children())
     if "layer4" in names:  # ResNet: four stages
-        return [model.layer1, model.layer2, model.layer3, model.layer4], []
-    if "layers" in names:  # Swin: stages of blocks; "a block" is one transformer block
-        blocks = [b for stage in model.layers for b in stage.blocks]
-        return blocks, [model.norm]
+        return [model.layer1, model.layer2, model.layer3, model.layer4], [], {}
+    if "layers" in names:  # Swin: stages of blocks; "a block" is one transformer block; a stage starts by merging
+        blocks, between = [], {}  # patches (downsample), which runs between the previous stage's last block and its first
+        for stage in model.layers:
+            if not isinstance(stage.downsample, nn.Identity) and blocks:
+                between[len(blocks)] = stage.downsample
+            blocks += list(stage.blocks)
+        return blocks, [model.norm], between
     if "conv_head" in names:  # EfficientNet: stages, then the head convolution
-        return list(model.blocks), [model.conv_head, model.bn2]
+        return list(model.blocks), [model.conv_head, model.bn2], {}
     if "blocks" in names:  # ViT
-        return list(model.blocks), [model.norm]
+        return list(model.blocks), [model.norm], {}
     raise ConfigError(f"cannot find the blocks of timm model {type(model).__name__}")
 
 
@@ -235,7 +240,7 @@ class VisionEncoder(TopBlocks):
         cfg = self.model.pretrained_cfg
         self._set_statistics(cfg.get("mean", (0.5, 0.5, 0.5)), cfg.get("std", (0.5, 0.5, 0.5)))
         self.width = self.model.num_features
-        self.blocks, self.heads = timm_blocks(self.model)
+        self.blocks, self.heads, self.between = timm_blocks(self.model)
 
     def _load_kit(self, source):
         kinds = {"TinyCNN": TinyCNN, "TinyPatch": TinyPatch,
