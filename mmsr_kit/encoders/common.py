@@ -50,7 +50,7 @@ CONFIG_KEYS = {"text encoder": "model.text_encoder", "vision encoder": "model.vi
 
 def missing_model(name, kind, cause=None, how=None, choices=()):
     """The one-line error for a model not found; `choices`: the registered names, when `name` was not one of them
-    (a typo of one gets "did you mean")"""
+    (a typo of one gets "did you mean")."""
     close = difflib.get_close_matches(name, sorted(choices), n=1)
     where = "HF_HUB_OFFLINE is set, so the hub is not asked" if hub_offline() else "the hub could not be reached"
     how = how or f"a local folder ({CONFIG_KEYS[kind]}=/path/to/model, written by save_pretrained)"
@@ -64,7 +64,8 @@ def missing_model(name, kind, cause=None, how=None, choices=()):
 
 def from_pretrained(load, name, kind, choices=()):
     """Call `load(name, local_files_only=...)`: local folders and the cache first, the hub only when online
-    (`choices`: see `missing_model`). Without transformers' per-load progress bar (a notebook building several models shows a column of them)."""
+    (`choices`: see `missing_model`). Without transformers' per-load progress bar (a notebook building several
+    models shows a column of them)."""
     from transformers.utils import logging as hf_logging
 
     shown = hf_logging.is_progress_bar_enabled()
