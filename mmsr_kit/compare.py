@@ -229,14 +229,15 @@ def render(table, model="MMSR"):
     return text
 
 
-def styled(table, model="MMSR", caption=None):
+def styled(table, model="MMSR", title=None):
     """The cells of `render` as a pandas Styler: the best of each metric in bold, the second in italics (real
-    formatting in a notebook and in exported HTML), MMSR's improvement over the best other row last."""
+    formatting in a notebook and in exported HTML), MMSR's improvement over the best other row last. The caption
+    says the seeds behind the cells, after `title` if given."""
     text, rank = _cells(table, model)
     css = pd.DataFrame("", index=text.index, columns=text.columns)
     css.loc[rank.index] = rank.map(lambda r: {1: "font-weight: bold", 2: "font-style: italic"}.get(r, ""))
     seeds = sorted(set(table.attrs.get("seeds", {}).values()))
     over = ("1 seed" if seeds == [1] else f"mean ± std over {seeds[0]} seeds" if len(seeds) == 1
             else "mean ± std over seeds (a row of one seed says so)")
-    caption = caption or f"{over}; bold: best, italic: second"
+    caption = f"{title + ': ' if title else ''}{over}; bold: best, italic: second"
     return text.style.apply(lambda _: css, axis=None).set_caption(caption)

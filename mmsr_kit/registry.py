@@ -22,14 +22,16 @@ class UnknownNameError(KeyError, ConfigError):
         return self.message
 
 
+def did_you_mean(name, choices):
+    """" (did you mean 'film'?)" for the choice closest to `name`, or "" when none is close."""
+    close = difflib.get_close_matches(str(name), sorted(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def unknown_name_message(kind, name, choices, guess=None):
     """"unknown fusion 'flim'; choose one of: ... (did you mean 'film'?)"; `guess` is matched instead of `name`."""
-    choices = sorted(choices)
-    message = f"unknown {kind} {name!r}; choose one of: {', '.join(choices)}"
-    close = difflib.get_close_matches(str(guess or name), choices, n=1)
-    if close:
-        message += f" (did you mean {close[0]!r}?)"
-    return message
+    listed = ", ".join(sorted(choices))
+    return f"unknown {kind} {name!r}; choose one of: {listed}" + did_you_mean(guess or name, choices)
 
 
 class Registry(dict):

@@ -1,12 +1,11 @@
 """What text and vision encoders share: loading by name or path offline, and top-k fine-tuning."""
-import difflib
 import os
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from ..registry import ConfigError
+from ..registry import ConfigError, did_you_mean
 
 
 def set_pixel_statistics(module, mean, std):
@@ -51,14 +50,14 @@ CONFIG_KEYS = {"text encoder": "model.text_encoder", "vision encoder": "model.vi
 def missing_model(name, kind, cause=None, how=None, choices=()):
     """The one-line error for a model not found; `choices`: the registered names, when `name` was not one of them
     (a typo of one gets "did you mean")."""
-    close = difflib.get_close_matches(name, sorted(choices), n=1)
+    hint = did_you_mean(name, choices)
     where = "HF_HUB_OFFLINE is set, so the hub is not asked" if hub_offline() else "the hub could not be reached"
     how = how or f"a local folder ({CONFIG_KEYS[kind]}=/path/to/model, written by save_pretrained)"
     return ModelNotFound(
         f"{kind} {name!r} was not found: it is not local, not in the Hugging Face cache, and {where}. "
         f"Pass {how} or, with a network, its hub name; `mmsr list encoders` names the ones that work offline."
         + (f" ({type(cause).__name__}: {str(cause).splitlines()[0][:200]})" if cause else "")
-        + (f" It is no registered name either (did you mean {close[0]!r}?)." if close else "")
+        + (f" It is no registered name either{hint}." if hint else "")
     )
 
 
