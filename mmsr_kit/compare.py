@@ -15,7 +15,7 @@ import pandas as pd
 from .baselines import NEEDS_PICTURES
 from .config import from_yaml, make_config
 from .registry import ConfigError
-from .results import append_result, read_results
+from .results import append_result, read_records, read_results
 
 log = logging.getLogger(__name__)
 
@@ -156,18 +156,29 @@ def transfer_pivot(table, metric="hr@10"):
 
 
 def table_from_log(tag, path=None, split="test"):
-    """The comparison `tag` from the results log: a DataFrame of mean and std (over seeds) per label and metric,
-    with columns (metric, "mean" | "std"), rows in the order the runs were logged, and attrs["seeds"]."""
-    frame = read_results(path)
-    runs = frame[frame["compare.tag"] == tag] if "compare.tag" in frame else frame.iloc[:0]
-    if runs.empty:
+    """The comparison `tag` from the results log as a `seed_table`, rows in the order the runs were logged."""
+    runs = {}  # label -> metrics of each seed, in the order logged
+    for line in read_records(path):
+        if line.get("compare", {}).get("tag") == tag:
+            runs.setdefault(line["compare"]["label"], []).append(line["metrics"])
+    if not runs:
         raise ConfigError(f"no comparison {tag!r} in the results log")
-    columns = {m: f"metrics.{split}.{m}" for m in METRICS if f"metrics.{split}.{m}" in runs}
-    order = list(dict.fromkeys(runs["compare.label"]))
-    grouped = runs.groupby("compare.label")
-    table = pd.concat({m: pd.DataFrame({"mean": grouped[c].mean(), "std": grouped[c].std(ddof=1)})
-                       for m, c in columns.items()}, axis=1).loc[order]
-    table.attrs["seeds"] = runs.groupby("compare.label")["compare.seed"].nunique().loc[order].to_dict()
+    return seed_table(runs, split)
+
+
+def seed_table(runs, split="test"):
+    """A comparison table from {label: [metrics of each seed, ...]} (each a Run's `metrics` or a log line's): a
+    DataFrame of mean and std over the seeds per label and metric, columns (metric, "mean" | "std"), rows in the
+    order given, attrs["seeds"] the runs per label. `table_from_log` is this over one comparison's lines; a
+    notebook builds it from runs trained now beside reference-log lines."""
+    if not runs or not all(runs.values()):
+        raise ValueError("seed_table needs at least one run per label")
+    frames = {label: pd.DataFrame([m[split] for m in seeds]) for label, seeds in runs.items()}
+    columns = [m for m in METRICS if all(m in f for f in frames.values())]
+    table = pd.concat({m: pd.DataFrame({"mean": {label: f[m].mean() for label, f in frames.items()},
+                                        "std": {label: f[m].std(ddof=1) for label, f in frames.items()}})
+                       for m in columns}, axis=1).loc[list(runs)]
+    table.attrs["seeds"] = {label: len(seeds) for label, seeds in runs.items()}
     return table
 
 

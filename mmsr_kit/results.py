@@ -50,6 +50,14 @@ def config_of(record):
     return from_dict(record["config"])
 
 
+def reference_lines(path, configs):
+    """{key: line} of the results log `path` for each of `configs` ({key: Config}) that it holds a run of, matched
+    by config hash (each line's settings, with today's defaults for settings added since): the reference runs a
+    notebook shows for the configurations it would train. Keys without a line are left out (the caller says which)."""
+    by_hash = {config_of(line).hash(): line for line in read_records(path)}
+    return {key: by_hash[cfg.hash()] for key, cfg in configs.items() if cfg.hash() in by_hash}
+
+
 def read_results(path=None):
     """The log as a flat DataFrame: columns such as `config.model.mode` and `metrics.test.hr@10`."""
     records = read_records(path)

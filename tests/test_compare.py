@@ -5,12 +5,15 @@ import logging
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mmsr_kit import read_results
 from mmsr_kit.cli import main
-from mmsr_kit.compare import (compare, improvement, popularity_table, render, table_from_log, transfer_pivot,
-                              transfer_study)
+from mmsr_kit.compare import (compare, improvement, popularity_table, render, seed_table, table_from_log,
+                              transfer_pivot, transfer_study)
+from mmsr_kit.config import make_config
+from mmsr_kit.results import read_records, reference_lines
 from mmsr_kit.registry import ConfigError
 
 FAST = {"train.epochs": 1, "model.text_encoder": "bow", "model.vision_encoder": "tiny-cnn"}
@@ -41,6 +44,24 @@ def test_compare_gives_mean_and_spread_over_seeds_and_the_log_gives_it_back(tmp_
     out = capsys.readouterr().out.strip().splitlines()
     assert "mean ± std over 3 seeds" in out[0]
     assert json.loads(out[-1])["MMSR"]["hr@10"] == pytest.approx(means.loc["MMSR", "hr@10"], abs=1e-6)  # 6 decimals
+    # rows gathered by hand (runs trained now beside reference lines) make the same table through seed_table
+    by_label = {}
+    for line in read_records(log):
+        by_label.setdefault(line["compare"]["label"], []).append(line["metrics"])
+    rebuilt = seed_table(by_label)
+    pd.testing.assert_frame_equal(rebuilt, table)
+    assert rebuilt.attrs["seeds"] == table.attrs["seeds"]
+    one = seed_table({"SASRec": by_label["SASRec"][:1]})
+    assert np.isnan(one.loc["SASRec", ("hr@10", "std")]) and "(1 seed)" in render(one).loc["SASRec", "hr@10"]
+    with pytest.raises(ValueError, match="at least one run"):
+        seed_table({"SASRec": []})
+    # and a notebook finds the reference line of each config it would train by the config's hash
+    wanted = {(label, seed): make_config("smoke", overrides={**FAST, **MODELS[label], "train.seed": seed})
+              for label in MODELS for seed in (0, 7)}
+    found = reference_lines(log, wanted)
+    assert sorted(found) == [("MMSR", 0), ("SASRec", 0)]  # seed 7 was never trained
+    assert all(line["compare"]["label"] == label and line["compare"]["seed"] == 0
+               for (label, _), line in found.items())
 
 
 def test_workers_train_the_same_runs_and_log_them_in_the_same_order(tmp_path, monkeypatch):
