@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .builders import content_encoder, content_model
 from .model import IDEmbedding, Recommender
-from .modes import content_encoder, content_model
 from .registry import MODES, ConfigError
 from .sequence import build_sequence
 
@@ -33,8 +33,6 @@ BASELINES = {
     "idsr": "IDSR: an item-ID embedding table with model.sequence = sasrec, gru4rec or nextitnet",
     "mostpop": "MostPop: training popularity, no model",
 }
-NEEDS_PICTURES = {"carca++", "morec++", "mmsr", "mmsr_v", "vlp"}  # every mode that reads item pictures
-TEXT_ONLY = ["mmsr_t", "fdsa", "vqrec", "idsr", "mostpop"]  # what runs on a dataset without pictures
 
 
 # ---------------------------------------------------------------------------------------------------- FDSA

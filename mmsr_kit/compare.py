@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from .baselines import NEEDS_PICTURES
+from .items import NEEDS_PICTURES
 from .config import from_yaml, make_config
 from .registry import ConfigError
 from .results import append_result, read_records, read_results

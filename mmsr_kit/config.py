@@ -290,7 +290,7 @@ def validate(cfg):
     SEQUENCES[cfg.model.sequence]
     from .encoders import text_spec, vision_spec
     from .fusion import FUSIONS
-    from .modes import parse_blocks
+    from .builders import parse_blocks
 
     if cfg.model.mode in ("mmsr", "mmsr_t"):
         text_spec(cfg.model.text_encoder)

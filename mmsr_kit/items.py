@@ -22,6 +22,9 @@ import torch.nn.functional as F
 
 from .paths import cache_dir
 
+NEEDS_PICTURES = {"carca++", "morec++", "mmsr", "mmsr_v", "vlp"}  # every mode that reads item pictures
+TEXT_ONLY = ["mmsr_t", "fdsa", "vqrec", "idsr", "mostpop"]  # what runs on a dataset without pictures
+
 log = logging.getLogger(__name__)
 
 # Outputs of frozen encoders, shared by the runs of one process (a notebook trains several models on the same
@@ -259,8 +262,6 @@ class ItemContent(nn.Module):
         self.views = views if world is not None else 0  # training views besides view 0
         if vision is not None and not dataset.has_images:
             from .registry import ConfigError
-
-            from .baselines import TEXT_ONLY
 
             what = f"model.mode={mode} needs pictures and " if mode else ""
             raise ConfigError(f"{what}{dataset.name} has no images: use a text-only mode ({', '.join(TEXT_ONLY)})")
