@@ -1,0 +1,214 @@
+"""A finished run as a model to use: every catalogue item's vector, a vector for any item from its text and picture
+(items the run never saw included, for a content model), a user's vector from a history, and recommendations.
+
+    from mmsr_kit import load_run
+    run = load_run("runs/mmsr")                                  # a folder written by `mmsr train --out`
+    run.recommend(["i12", "i7", "i431"], k=10)                   # item ids of the dataset, oldest first
+    vectors = run.encode_items(["red silk scarf"], ["scarf.jpg"])   # (1, D): an item it never saw
+"""
+import contextlib
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import PIL.Image
+import torch
+
+from .registry import ConfigError
+
+log = logging.getLogger(__name__)
+
+CONTENT_MODES = ("mmsr", "mmsr_t", "mmsr_v", "vlp", "morec++")  # item vectors from content alone: any item encodes
+
+
+def load_run(run_dir, device="cpu"):
+    """The trained model of a run folder, from its `config.yaml` and `model.safetensors` only (no pickle), on
+    `device`, in evaluation mode, with the split data its config names."""
+    from safetensors.torch import load_file
+
+    from .config import from_yaml
+    from .data import load_split
+    from .modes import build_model
+
+    run_dir = Path(run_dir).expanduser()
+    weights, config = run_dir / "model.safetensors", run_dir / "config.yaml"
+    if not config.is_file():
+        raise ConfigError(f"{run_dir} is not a run folder: no config.yaml (mmsr train --out DIR writes one)")
+    if not weights.is_file():
+        raise ConfigError(f"{run_dir} has no model.safetensors: the run did not finish (a run writes it at its end; "
+                          f"an interrupted one continues with mmsr train --resume {run_dir})")
+    try:
+        cfg = from_yaml(config)
+    except ConfigError as error:
+        raise ConfigError(f"{config} was written by another version of the kit: {error}") from None
+    data = load_split(cfg.data)
+    model = build_model(cfg, data)
+    model.load_state_dict(load_file(str(weights), device="cpu"))
+    return TrainedRun(cfg, model.to(device).eval(), data, run_dir)
+
+
+def as_pictures(pictures, size):
+    """Pictures given as file paths, PIL images or uint8 arrays (H, W, 3) -> uint8 (n, 3, size, size). A missing
+    or unreadable one (None, a path that is not there or does not decode) is grey, counted and logged, as in
+    training; returns (pictures, that count)."""
+    out = np.full((len(pictures), 3, size, size), 128, dtype=np.uint8)
+    grey = 0
+    for i, picture in enumerate(pictures):
+        try:
+            if picture is None:
+                raise FileNotFoundError("no picture")
+            if isinstance(picture, (str, Path)):
+                with PIL.Image.open(Path(picture).expanduser()) as image:
+                    picture = image.convert("RGB").resize((size, size))
+            elif isinstance(picture, PIL.Image.Image):
+                picture = picture.convert("RGB").resize((size, size))
+            array = np.asarray(picture)
+            if array.dtype != np.uint8 or array.ndim != 3 or array.shape[-1] != 3:
+                raise ValueError(f"picture {i}: expected uint8 (H, W, 3), got {array.dtype} {array.shape}")
+            if array.shape[:2] != (size, size):
+                array = np.asarray(PIL.Image.fromarray(array).resize((size, size)))
+            out[i] = array.transpose(2, 0, 1)
+        except (OSError, PIL.UnidentifiedImageError) as error:
+            grey += 1
+            log.debug("picture %d is grey: %s", i, error)
+    if grey:
+        log.warning("%d of %d picture(s) missing or unreadable: shown as grey", grey, len(pictures))
+    return torch.from_numpy(out), grey
+
+
+class TrainedRun:
+    """What `load_run` returns: `config`, `model` (evaluation mode), `data` (the split it was trained on)."""
+
+    def __init__(self, config, model, data, run_dir=None):
+        self.config, self.model, self.data, self.run_dir = config, model, data, run_dir
+        self._catalogue = None
+        self._index = pd.Index(data.item_ids)
+        self.grey_pictures = 0  # pictures encode_items showed as grey (missing or unreadable)
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    def catalogue_vectors(self):
+        """(N + 1, D) float32: every catalogue item's vector as evaluation scores with it (row i: item index i, row 0
+        padding), computed once."""
+        if self._catalogue is None:
+            with torch.no_grad():
+                self._catalogue = self.model.all_item_vectors(self.data.n_items).float()
+        return self._catalogue
+
+    def item_index(self, ids):
+        """Item ids of the dataset -> item indices (1..N); unknown ids are one error naming them."""
+        ids = list(ids)
+        where = self._index.get_indexer(ids)
+        if (where < 0).any():
+            unknown = [ids[i] for i in np.flatnonzero(where < 0)]
+            raise ConfigError(f"unknown item id(s) {', '.join(map(repr, unknown[:5]))}"
+                              f"{f' and {len(unknown) - 5} more' if len(unknown) > 5 else ''}: not in "
+                              f"{self.data.dataset.name}'s item table ({self.data.n_items} items, e.g. "
+                              f"{self.data.item_ids[0]!r})")
+        return torch.as_tensor(where + 1, dtype=torch.long)
+
+    def encode_items(self, texts=None, pictures=None):
+        """Vectors (n, D) of any items from their titles and pictures (paths, PIL images or uint8 arrays; None or
+        unreadable: grey, counted in `grey_pictures`), through the run's trained item encoder in evaluation mode.
+        A model with an item-ID table cannot: it knows only the items it was trained on."""
+        mode = self.config.model.mode
+        if mode not in CONTENT_MODES:
+            raise ConfigError(f"model.mode={mode} scores items by an item-ID table: it has no content encoder, so it "
+                              f"cannot encode an item from its text and picture (content modes: "
+                              f"{', '.join(CONTENT_MODES)})")
+        items = self.model.items
+        vlp = getattr(items, "vlp", None)  # a VLP reads both, VisualBERT through its frozen extractor's pictures
+        text = vlp if vlp is not None else items.text
+        vision = items.vision if items.vision is not None or vlp is None else vlp
+        n = len(texts) if texts is not None else len(pictures) if pictures is not None else 0
+        if n == 0:
+            raise ConfigError("encode_items needs at least one item (its text, its picture or both)")
+        if text is not None:
+            if texts is None or len(texts) != n:
+                raise ConfigError(f"model.mode={mode} reads each item's text: give {n} texts")
+            empty = sum(1 for t in texts if not str(t).strip())
+            if empty:
+                log.warning("%d of %d item text(s) are empty", empty, n)
+        grey = 0
+        if vision is not None:
+            if pictures is None or len(pictures) != n:
+                raise ConfigError(f"model.mode={mode} reads each item's picture: give {n} pictures (None: grey)")
+            pictures, grey = as_pictures(pictures, vision.image_size)
+        self.grey_pictures += grey
+        content = _GivenItems([str(t) for t in texts] if text is not None else None, pictures, text, vision)
+        with _reading(items, content.to(self.device)), torch.no_grad():
+            return items(torch.arange(1, n + 1, device=self.device)).float()
+
+    def user_vector(self, history):
+        """(D,) the vector a user with this `history` (item ids of the dataset, oldest first) is scored by: the
+        sequence model over the last `data.max_len` items, as in evaluation."""
+        return self.user_vectors([history])[0]
+
+    def user_vectors(self, histories):
+        """(B, D) for several histories at once (see `user_vector`)."""
+        max_len = self.data.max_len
+        inputs = torch.zeros(len(histories), max_len, dtype=torch.long)
+        for row, history in enumerate(histories):
+            if len(history) == 0:
+                raise ConfigError("an empty history: a user vector needs at least one item the user interacted with")
+            index = self.item_index(history)[-max_len:]
+            inputs[row, max_len - len(index):] = index  # left-padded, as the data loader does
+        with torch.no_grad():
+            return self.model.last_user_vectors(inputs.to(self.device), self.catalogue_vectors()).float()
+
+    def recommend(self, history, k=10, exclude_history=True, candidates=None):
+        """The top `k` items for a user with this `history` (item ids): a DataFrame of rank, item_id, score and
+        title, best first. `exclude_history`: never an item the user already has; `candidates`: rank only these
+        item ids."""
+        scores = self.catalogue_vectors() @ self.user_vector(history)  # (N + 1,)
+        allowed = torch.zeros_like(scores, dtype=torch.bool)
+        allowed[1:] = True  # never the padding row
+        if candidates is not None:
+            allowed[:] = False
+            allowed[self.item_index(candidates).to(scores.device)] = True
+        if exclude_history:
+            allowed[self.item_index(history).to(scores.device)] = False
+        scores = scores.masked_fill(~allowed, float("-inf"))
+        top = torch.topk(scores, min(k, int(allowed.sum()))).indices.cpu().numpy()
+        titles = self.data.dataset.items.select(top - 1)["text"]
+        return pd.DataFrame({"rank": np.arange(1, len(top) + 1), "item_id": [self.data.item_ids[i - 1] for i in top],
+                             "score": scores[torch.as_tensor(top)].cpu().numpy(), "title": list(titles)})
+
+
+class _GivenItems(torch.nn.Module):
+    """Item inputs given directly (no dataset), laid out like `items.ItemContent` with one view: rows 1..n the
+    items, row 0 padding."""
+
+    views = 0
+
+    def __init__(self, texts, pictures, text=None, vision=None):
+        super().__init__()
+        if texts is not None:
+            for key, value in text.tokenize(texts).items():
+                self.register_buffer(key, torch.cat([torch.zeros_like(value[:1]), value]).unsqueeze(1), persistent=False)
+        if pictures is not None:
+            images = torch.cat([torch.zeros_like(pictures[:1]), pictures]).unsqueeze(1)  # (n + 1, 1, 3, S, S)
+            self.register_buffer("images", images, persistent=False)
+
+    def pick_views(self, items, training):
+        return torch.zeros_like(items)
+
+    def pictures(self, items, view):
+        return self.images[items, view]
+
+
+@contextlib.contextmanager
+def _reading(items, content):
+    """The item encoder reading `content` instead of its catalogue, with nothing cached (the cache holds the
+    catalogue's frozen outputs), in evaluation mode; then as it was."""
+    saved = items.content, items.cache_frozen, items.training
+    items.content, items.cache_frozen = content, False
+    items.eval()
+    try:
+        yield items
+    finally:
+        items.content, items.cache_frozen = saved[:2]
+        items.train(saved[2])
