@@ -8,10 +8,13 @@
     mmsr sweep --preset NAME --grid KEY=V1,V2 [--modes ...] | --trick NAME     Tables 11-14: a grid of values
     mmsr prepare FORMAT SOURCE_DIR OUT_DIR [--sample-users N ...]  a real dataset -> a folder to train on
     mmsr report [--results FILE] [--out report.html]            Tables 2-14 from the results log as one HTML page
+    mmsr recommend RUN_DIR --history ID,ID [-k 10] [--new-items items.csv --images DIR]   top k of a finished run
+    mmsr export RUN_DIR OUT                                     every catalogue item's vector (vectors.npy, items.tsv)
 
 `mmsr train` prints the run's metrics as one JSON object on its last line of stdout; `compare` and `sweep` print
 their table, then its means as one JSON object on the last line; `prepare` its Table 1 statistics and problem
-counts; `report` the page's path, its rows per table, and those counts as one JSON object on the last line.
+counts; `report` the page's path, its rows per table, and those counts as one JSON object on the last line;
+`recommend` its table, then the items, scores and which are new as one JSON object; `export` what it wrote.
 """
 import argparse
 import json
@@ -174,6 +177,58 @@ def cmd_report(args):
     print(json.dumps(counts))
 
 
+def new_items(path, images=None):
+    """`--new-items items.csv` (item_id,text) and `--images DIR` (DIR/<item_id>.jpg, .png ...; none found: grey)
+    -> (ids, texts, pictures)."""
+    import csv
+    from pathlib import Path
+
+    from .data.atomic import IMAGE_SUFFIXES
+
+    with open(Path(path).expanduser(), newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"item_id", "text"} <= set(rows[0]):
+        raise ConfigError(f"--new-items {path}: expected a CSV with the columns item_id,text and a row per item")
+    folder = Path(images).expanduser() if images else None
+    pictures = []
+    for row in rows:
+        found = [folder / f"{row['item_id']}{suffix}" for suffix in IMAGE_SUFFIXES] if folder else []
+        pictures.append(next((str(p) for p in found if p.is_file()), None))
+    return [row["item_id"] for row in rows], [row["text"] for row in rows], pictures
+
+
+def cmd_recommend(args):
+    from .serve import load_run
+
+    run = load_run(args.run, device=args.device)
+    if args.new_items:
+        run.add_items(*new_items(args.new_items, args.images))
+    history = [item.strip() for item in args.history.split(",") if item.strip()]
+    top = run.recommend(history, k=args.k, exclude_history=not args.keep_history)
+    print(top.to_string(index=False, formatters={"title": lambda t: t[:60]}))
+    print(json.dumps({"history": history, "items": top["item_id"].tolist(),
+                      "scores": [round(float(x), 6) for x in top["score"]], "new": top["new"].tolist(),
+                      "grey_pictures": run.grey_pictures}))
+
+
+def cmd_export(args):
+    from pathlib import Path
+
+    import numpy as np
+
+    from .serve import load_run
+
+    run = load_run(args.run, device=args.device)
+    out = Path(args.out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    vectors = run.catalogue_vectors()[1:].cpu().numpy()  # item index i is row i - 1, as in items.tsv
+    np.save(out / "vectors.npy", vectors)
+    (out / "items.tsv").write_text("item_id\ttitle\n" + "".join(
+        f"{i}\t{' '.join(str(t).split())}\n" for i, t in zip(run.item_ids, run.titles)))
+    print(f"wrote {out}/vectors.npy ({vectors.shape[0]} items x {vectors.shape[1]}) and {out}/items.tsv")
+    print(json.dumps({"out": str(out), "items": int(vectors.shape[0]), "width": int(vectors.shape[1])}))
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="mmsr", description="ID-agnostic multi-modal sequential recommendation kit")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -241,6 +296,21 @@ def build_parser():
     p.add_argument("--workers", type=int, default=0, help="processes decoding pictures (default: one per CPU)")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=cmd_prepare)
+    p = sub.add_parser("recommend", help="the top k items of a finished run for a history (item ids), new items too")
+    p.add_argument("run", help="a run folder written by `mmsr train --out` (config.yaml, model.safetensors)")
+    p.add_argument("--history", required=True, help="item ids the user interacted with, oldest first: ID,ID,...")
+    p.add_argument("-k", type=int, default=10, help="how many items (default 10)")
+    p.add_argument("--new-items", metavar="CSV", help="items the run never saw (item_id,text), ranked with the "
+                   "catalogue; a content run only (MMSR, MMSR-T, MMSR-V, VLP, MoRec++)")
+    p.add_argument("--images", metavar="DIR", help="the new items' pictures: DIR/<item_id>.jpg (or .png ...)")
+    p.add_argument("--keep-history", action="store_true", help="rank the history's items too")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.set_defaults(func=cmd_recommend)
+    p = sub.add_parser("export", help="every catalogue item's vector of a finished run: OUT/vectors.npy, OUT/items.tsv")
+    p.add_argument("run", help="a run folder written by `mmsr train --out`")
+    p.add_argument("out", help="the folder to write")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.set_defaults(func=cmd_export)
     p = sub.add_parser("report", help="Tables 2-14 from the results log as one self-contained HTML page")
     p.add_argument("--results", help="the results log (default: results/results.jsonl)")
     p.add_argument("--out", default="report.html", help="the page to write (default: report.html)")

@@ -83,7 +83,9 @@ class TrainedRun:
     def __init__(self, config, model, data, run_dir=None):
         self.config, self.model, self.data, self.run_dir = config, model, data, run_dir
         self._catalogue = None
-        self._index = pd.Index(data.item_ids)
+        self.item_ids, self.titles = list(data.item_ids), list(data.dataset.items["text"])  # index i: row i - 1
+        self._index = pd.Index(self.item_ids)
+        self._added = []  # vectors of the items `add_items` put after the catalogue's
         self.grey_pictures = 0  # pictures encode_items showed as grey (missing or unreadable)
 
     @property
@@ -98,8 +100,29 @@ class TrainedRun:
                 self._catalogue = self.model.all_item_vectors(self.data.n_items).float()
         return self._catalogue
 
+    def vectors(self):
+        """(N + 1 + added, D): `catalogue_vectors` and then the vectors of the items `add_items` added."""
+        return torch.cat([self.catalogue_vectors(), *self._added])
+
+    def add_items(self, ids, texts=None, pictures=None):
+        """Items the run never saw, by id, text and picture (see `encode_items`): from now on `recommend` ranks
+        them with the catalogue and a history may name them. Returns their vectors (n, D)."""
+        ids = list(ids)
+        taken = [i for i in ids if i in self._index] + [i for i in set(ids) if ids.count(i) > 1]
+        if taken:
+            raise ConfigError(f"item id(s) {', '.join(map(repr, sorted(set(taken), key=str)[:5]))} given twice or "
+                              "already in the catalogue: a new item needs an id of its own")
+        vectors = self.encode_items(texts, pictures)
+        self._added.append(vectors)
+        self.item_ids += ids
+        self.titles += [str(t) for t in texts] if texts is not None else [""] * len(ids)
+        self._index = pd.Index(self.item_ids)
+        log.info("%d new item(s) added after the catalogue's %d", len(ids), self.data.n_items)
+        return vectors
+
     def item_index(self, ids):
-        """Item ids of the dataset -> item indices (1..N); unknown ids are one error naming them."""
+        """Item ids (the dataset's, and those `add_items` added) -> item indices (1..); unknown ids are one error
+        naming them."""
         ids = list(ids)
         where = self._index.get_indexer(ids)
         if (where < 0).any():
@@ -107,7 +130,7 @@ class TrainedRun:
             raise ConfigError(f"unknown item id(s) {', '.join(map(repr, unknown[:5]))}"
                               f"{f' and {len(unknown) - 5} more' if len(unknown) > 5 else ''}: not in "
                               f"{self.data.dataset.name}'s item table ({self.data.n_items} items, e.g. "
-                              f"{self.data.item_ids[0]!r})")
+                              f"{self.data.item_ids[0]!r}){' or among the items added' if self._added else ''}")
         return torch.as_tensor(where + 1, dtype=torch.long)
 
     def encode_items(self, texts=None, pictures=None):
@@ -143,7 +166,7 @@ class TrainedRun:
             return items(torch.arange(1, n + 1, device=self.device)).float()
 
     def user_vector(self, history):
-        """(D,) the vector a user with this `history` (item ids of the dataset, oldest first) is scored by: the
+        """(D,) the vector a user with this `history` (item ids, oldest first; added items too) is scored by: the
         sequence model over the last `data.max_len` items, as in evaluation."""
         return self.user_vectors([history])[0]
 
@@ -157,13 +180,13 @@ class TrainedRun:
             index = self.item_index(history)[-max_len:]
             inputs[row, max_len - len(index):] = index  # left-padded, as the data loader does
         with torch.no_grad():
-            return self.model.last_user_vectors(inputs.to(self.device), self.catalogue_vectors()).float()
+            return self.model.last_user_vectors(inputs.to(self.device), self.vectors()).float()
 
     def recommend(self, history, k=10, exclude_history=True, candidates=None):
-        """The top `k` items for a user with this `history` (item ids): a DataFrame of rank, item_id, score and
-        title, best first. `exclude_history`: never an item the user already has; `candidates`: rank only these
-        item ids."""
-        scores = self.catalogue_vectors() @ self.user_vector(history)  # (N + 1,)
+        """The top `k` items for a user with this `history` (item ids), among the catalogue and the items added: a
+        DataFrame of rank, item_id, score, title and whether the item is new, best first. `exclude_history`: never
+        an item the user already has; `candidates`: rank only these item ids."""
+        scores = self.vectors() @ self.user_vector(history)  # (N + 1 + added,)
         allowed = torch.zeros_like(scores, dtype=torch.bool)
         allowed[1:] = True  # never the padding row
         if candidates is not None:
@@ -173,9 +196,9 @@ class TrainedRun:
             allowed[self.item_index(history).to(scores.device)] = False
         scores = scores.masked_fill(~allowed, float("-inf"))
         top = torch.topk(scores, min(k, int(allowed.sum()))).indices.cpu().numpy()
-        titles = self.data.dataset.items.select(top - 1)["text"]
-        return pd.DataFrame({"rank": np.arange(1, len(top) + 1), "item_id": [self.data.item_ids[i - 1] for i in top],
-                             "score": scores[torch.as_tensor(top)].cpu().numpy(), "title": list(titles)})
+        return pd.DataFrame({"rank": np.arange(1, len(top) + 1), "item_id": [self.item_ids[i - 1] for i in top],
+                             "score": scores[torch.as_tensor(top)].cpu().numpy(),
+                             "title": [self.titles[i - 1] for i in top], "new": top > self.data.n_items})
 
 
 class _GivenItems(torch.nn.Module):

@@ -111,3 +111,53 @@ def test_bad_input_is_one_clear_error(runs, tmp_path):
     config.write_text(config.read_text().replace("  mode: mmsr\n", "  mode: mmsr\n  colour_space: lab\n"))
     with pytest.raises(ConfigError, match="written by another version of the kit: .*colour_space"):
         load_run(unfinished)
+
+
+def test_new_items_are_ranked_with_the_catalogue_and_may_be_in_a_history(runs):
+    run = load_run(runs / "mmsr")
+    texts, pictures = catalogue_inputs(run)
+    history = run.data.item_ids[10:14]
+    added = run.add_items(["new-a", "new-b"], ["deluxe plum silk gown", texts[3]], [None, pictures[3]])
+    assert torch.allclose(added[1], run.catalogue_vectors()[4], atol=1e-6)  # a copy of item 4 (in another batch)
+    user = run.user_vector(history)
+    both = run.recommend(history, k=3, candidates=["new-a", "new-b", run.data.item_ids[3]])
+    assert set(both["item_id"]) == {"new-a", "new-b", run.data.item_ids[3]}
+    assert dict(zip(both["item_id"], both["new"])) == {"new-a": True, "new-b": True, run.data.item_ids[3]: False}
+    scores = dict(zip(both["item_id"], both["score"]))
+    assert scores["new-a"] == pytest.approx(float(added[0] @ user), abs=1e-5)
+    assert scores["new-b"] == pytest.approx(scores[run.data.item_ids[3]], abs=1e-6)
+    assert not torch.equal(run.user_vector([*history, "new-a"]), user)  # a history may name a new item
+    with pytest.raises(ConfigError, match="already in the catalogue"):
+        run.add_items([run.data.item_ids[0]], ["x"], [None])
+
+
+def test_the_cli_recommends_with_new_items_and_exports_every_vector(runs, tmp_path, capsys):
+    from PIL import Image
+
+    from mmsr_kit.cli import main
+
+    run = load_run(runs / "mmsr")
+    history = ",".join(run.data.item_ids[20:25])
+    (tmp_path / "images").mkdir()
+    Image.fromarray(np.full((48, 48, 3), 90, dtype=np.uint8)).save(tmp_path / "images" / "n1.png")
+    (tmp_path / "items.csv").write_text("item_id,text\nn1,cool orange flax scarf\nn2,edition plum silk gown\n")
+    main(["recommend", str(runs / "mmsr"), "--history", history, "-k", "2000", "--new-items",
+          str(tmp_path / "items.csv"), "--images", str(tmp_path / "images")])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(out["items"]) == run.data.n_items + 2 - 5 and {"n1", "n2"} <= set(out["items"])  # all but the history
+    assert out["grey_pictures"] == 1 and sum(out["new"]) == 2  # n2 has no picture
+    expected = run.recommend(history.split(","), k=10)
+    main(["recommend", str(runs / "mmsr"), "--history", history])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["items"] == list(expected["item_id"])
+    main(["export", str(runs / "mmsr"), str(tmp_path / "export")])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["items"] == run.data.n_items
+    assert np.array_equal(np.load(tmp_path / "export" / "vectors.npy"), run.catalogue_vectors()[1:].numpy())
+    lines = (tmp_path / "export" / "items.tsv").read_text().splitlines()
+    assert lines[0] == "item_id\ttitle" and lines[1].split("\t")[0] == run.data.item_ids[0] and len(lines) == 301
+    # an ID run asked for new items, an unknown id: one line each, exit status 2
+    for argv, message in ((["recommend", str(runs / "idsr"), "--history", history, "--new-items",
+                            str(tmp_path / "items.csv")], "item-ID table"),
+                          (["recommend", str(runs / "mmsr"), "--history", "nope"], "unknown item id")):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
