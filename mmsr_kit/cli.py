@@ -9,7 +9,7 @@
     mmsr prepare FORMAT SOURCE_DIR OUT_DIR [--sample-users N ...]  a real dataset -> a folder to train on
     mmsr report [--results FILE] [--out report.html]            Tables 2-14 from the results log as one HTML page
     mmsr recommend RUN_DIR --history ID,ID [-k 10] [--new-items items.csv --images DIR]   top k of a finished run
-    mmsr export RUN_DIR OUT                                     every catalogue item's vector (vectors.npy, items.tsv)
+    mmsr export RUN_DIR OUT                                     every catalogue item's vector, ids, a faiss index
 
 `mmsr train` prints the run's metrics as one JSON object on its last line of stdout; `compare` and `sweep` print
 their table, then its means as one JSON object on the last line; `prepare` its Table 1 statistics and problem
@@ -216,6 +216,7 @@ def cmd_export(args):
 
     import numpy as np
 
+    from .neighbours import save_index
     from .serve import load_run
 
     run = load_run(args.run, device=args.device)
@@ -225,7 +226,9 @@ def cmd_export(args):
     np.save(out / "vectors.npy", vectors)
     (out / "items.tsv").write_text("item_id\ttitle\n" + "".join(
         f"{i}\t{' '.join(str(t).split())}\n" for i, t in zip(run.item_ids, run.titles)))
-    print(f"wrote {out}/vectors.npy ({vectors.shape[0]} items x {vectors.shape[1]}) and {out}/items.tsv")
+    save_index(run.faiss_index(), out / "items.faiss")  # faiss.read_index: inner-product search over the rows
+    print(f"wrote {out}/vectors.npy ({vectors.shape[0]} items x {vectors.shape[1]}), {out}/items.tsv and "
+          f"{out}/items.faiss")
     print(json.dumps({"out": str(out), "items": int(vectors.shape[0]), "width": int(vectors.shape[1])}))
 
 
@@ -306,7 +309,8 @@ def build_parser():
     p.add_argument("--keep-history", action="store_true", help="rank the history's items too")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(func=cmd_recommend)
-    p = sub.add_parser("export", help="every catalogue item's vector of a finished run: OUT/vectors.npy, OUT/items.tsv")
+    p = sub.add_parser("export", help="every catalogue item's vector of a finished run: OUT/vectors.npy, OUT/items.tsv, "
+                       "and a faiss index over them, OUT/items.faiss")
     p.add_argument("run", help="a run folder written by `mmsr train --out`")
     p.add_argument("out", help="the folder to write")
     p.add_argument("--device", default="cpu", help="cpu or cuda")

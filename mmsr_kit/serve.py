@@ -7,6 +7,7 @@
     vectors = run.encode_items(["red silk scarf"], ["scarf.jpg"])   # (1, D): an item it never saw
 """
 import contextlib
+import hashlib
 import logging
 from pathlib import Path
 
@@ -86,6 +87,7 @@ class TrainedRun:
         self.item_ids, self.titles = list(data.item_ids), list(data.dataset.items["text"])  # index i: row i - 1
         self._index = pd.Index(self.item_ids)
         self._added = []  # vectors of the items `add_items` put after the catalogue's
+        self._faiss = None  # (key of the vectors it was built on, index)
         self.grey_pictures = 0  # pictures encode_items showed as grey (missing or unreadable)
 
     @property
@@ -119,6 +121,48 @@ class TrainedRun:
         self._index = pd.Index(self.item_ids)
         log.info("%d new item(s) added after the catalogue's %d", len(ids), self.data.n_items)
         return vectors
+
+    def faiss_index(self):
+        """A faiss index (`neighbours.build_index`: exact, or IVF above 200k items) over every item's vector,
+        catalogue and added. The catalogue's is saved beside the run (`items.faiss`) and read back from there
+        while the vectors it was built on are the same."""
+        from .neighbours import build_index, load_index, save_index
+
+        vectors = self.vectors()[1:].cpu().numpy()
+        key = hashlib.sha256(vectors.tobytes()).hexdigest()[:16]
+        if self._faiss is not None and self._faiss[0] == key:
+            return self._faiss[1]
+        path = self.run_dir / "items.faiss" if self.run_dir is not None and not self._added else None
+        stamp = path.with_suffix(".json") if path is not None else None
+        if path is not None and path.is_file() and stamp.is_file() and stamp.read_text() == key:
+            index = load_index(path)
+        else:
+            index = build_index(vectors)
+            if path is not None:
+                try:
+                    save_index(index, path)
+                    stamp.write_text(key)
+                except OSError as error:  # a read-only run folder: the index lives in memory only
+                    log.warning("could not save the item index beside the run: %s", error)
+        self._faiss = (key, index)
+        return index
+
+    def nearest(self, items=None, vectors=None, k=10):
+        """The `k` items with the highest inner product (the model's score) with each query: item ids (`items`) or
+        vectors (Q, D), e.g. from `encode_items`. One DataFrame: query, rank, item_id, score, title, new."""
+        from .neighbours import search
+
+        if (items is None) == (vectors is None):
+            raise ConfigError("nearest takes item ids or vectors, one of the two")
+        queries = self.vectors()[self.item_index(items)] if items is not None else torch.as_tensor(vectors)
+        scores, rows = search(self.faiss_index(), queries.float().cpu().numpy(), k)
+        labels = list(items) if items is not None else list(range(len(queries)))
+        found = [(q, rank + 1, int(row) + 1, float(score)) for q, (row_scores, row_rows) in zip(labels, zip(scores, rows))
+                 for rank, (score, row) in enumerate(zip(row_scores, row_rows)) if row >= 0]
+        return pd.DataFrame({"query": [f[0] for f in found], "rank": [f[1] for f in found],
+                             "item_id": [self.item_ids[f[2] - 1] for f in found], "score": [f[3] for f in found],
+                             "title": [self.titles[f[2] - 1] for f in found],
+                             "new": [f[2] > self.data.n_items for f in found]})
 
     def item_index(self, ids):
         """Item ids (the dataset's, and those `add_items` added) -> item indices (1..); unknown ids are one error

@@ -49,6 +49,15 @@ def test_train_and_data_benchmarks_run(capsys):
     assert "kit default" in out and "kit store" in out and "JPEG, PIL" in out
 
 
+def test_the_neighbours_benchmark_puts_the_three_paths_side_by_side(capsys):
+    import neighbours_speed
+
+    neighbours_speed.main(["--items", "3000", "--queries", "20", "--width", "8"])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.strip().startswith("3,000")]
+    assert [r[1:3] if r[1] == "faiss" else r[1:2] for r in rows] == [["matmul"], ["faiss", "flat"], ["faiss", "ivf"]]
+    assert rows[0][-2] == rows[1][-2] == "1.000" and 0 < float(rows[2][-2]) <= 1  # exact twice; IVF measured
+
+
 def test_prepare_benchmark_runs_at_a_tiny_scale(tmp_path, capsys):
     import json
 

@@ -152,6 +152,9 @@ def test_the_cli_recommends_with_new_items_and_exports_every_vector(runs, tmp_pa
     main(["export", str(runs / "mmsr"), str(tmp_path / "export")])
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["items"] == run.data.n_items
     assert np.array_equal(np.load(tmp_path / "export" / "vectors.npy"), run.catalogue_vectors()[1:].numpy())
+    from mmsr_kit.neighbours import load_index
+
+    assert load_index(tmp_path / "export" / "items.faiss").ntotal == run.data.n_items
     lines = (tmp_path / "export" / "items.tsv").read_text().splitlines()
     assert lines[0] == "item_id\ttitle" and lines[1].split("\t")[0] == run.data.item_ids[0] and len(lines) == 301
     # an ID run asked for new items, an unknown id: one line each, exit status 2
@@ -161,3 +164,29 @@ def test_the_cli_recommends_with_new_items_and_exports_every_vector(runs, tmp_pa
         with pytest.raises(SystemExit) as exit_:
             main(argv)
         assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_faiss_indexes_agree_with_exact_search_and_the_runs_index_is_kept_beside_it(runs, monkeypatch):
+    from mmsr_kit import neighbours
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(3000, 16)).astype(np.float32)
+    queries = rng.normal(size=(50, 16)).astype(np.float32)
+    exact = np.argsort(-(queries @ vectors.T), axis=1, kind="stable")[:, :10]
+    scores, rows = neighbours.search(neighbours.build_index(vectors), queries, 10)
+    assert (rows == exact).all() and np.allclose(scores, np.take_along_axis(queries @ vectors.T, exact, 1), atol=1e-4)
+    ivf = neighbours.build_index(vectors, exact_up_to=1000)  # an approximate index: its recall is measured
+    assert type(ivf).__name__ == "IndexIVFFlat" and ivf.nlist == int(4 * np.sqrt(3000))
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(neighbours.search(ivf, queries, 10)[1], exact)])
+    print(f"IVF recall@10 on 3,000 random vectors, nprobe {ivf.nprobe} of {ivf.nlist}: {recall:.3f}")
+    assert 0.2 < recall <= 1.0
+    run = load_run(runs / "mmsr")
+    (runs / "mmsr" / "items.faiss").unlink(missing_ok=True)
+    near = run.nearest(items=run.data.item_ids[:2], k=5)
+    catalogue = run.catalogue_vectors()[1:].numpy()
+    by_hand = np.argsort(-(catalogue[:2] @ catalogue.T), axis=1, kind="stable")[:, :5]
+    assert list(near["item_id"]) == [run.data.item_ids[i] for i in by_hand.ravel()]
+    assert (runs / "mmsr" / "items.faiss").is_file()  # built once, kept beside the run ...
+    monkeypatch.setattr(neighbours, "build_index", lambda *a, **k: pytest.fail("built again"))
+    again = load_run(runs / "mmsr").nearest(vectors=catalogue[:2], k=5)  # ... and read back by the next load
+    assert list(again["item_id"]) == list(near["item_id"]) and list(again["query"]) == [0] * 5 + [1] * 5
