@@ -90,6 +90,11 @@ class TrainedRun:
         self._faiss = None  # (key of the vectors it was built on, index)
         self.grey_pictures = 0  # pictures encode_items showed as grey (missing or unreadable)
 
+    @classmethod
+    def of(cls, run):
+        """The run `fit` just returned (a `train.Run`, its model in memory), for use like a loaded one."""
+        return cls(run.config, run.model.eval(), run.data, run.out_dir)
+
     @property
     def device(self):
         return next(self.model.parameters()).device
@@ -163,6 +168,26 @@ class TrainedRun:
                              "item_id": [self.item_ids[f[2] - 1] for f in found], "score": [f[3] for f in found],
                              "title": [self.titles[f[2] - 1] for f in found],
                              "new": [f[2] > self.data.n_items for f in found]})
+
+    def users_for(self, vectors, k=10, batch_size=1024):
+        """Which users each of `vectors` (Q, D: new items' vectors, from `encode_items`) would reach: the test users
+        whose user vector (from their whole history, as the test scores them) ranks it within their top `k` of
+        the catalogue, their history left out. DataFrame: query, user_id, rank, score, best first per query."""
+        vectors = torch.as_tensor(vectors, device=self.device).float()
+        test = self.data.test
+        catalogue = self.catalogue_vectors()
+        found = []
+        for start in range(0, len(test.users), batch_size):
+            inputs = torch.as_tensor(test.inputs[start : start + batch_size], device=self.device)
+            with torch.no_grad():
+                users = self.model.last_user_vectors(inputs, catalogue).float()  # (B, D)
+            scores = (users @ catalogue.T).scatter_(1, inputs, float("-inf"))  # history and padding left out
+            new = users @ vectors.T  # (B, Q)
+            ranks = 1 + (scores.unsqueeze(1) > new.unsqueeze(2)).sum(2)  # (B, Q): among the catalogue, plus itself
+            for b, q in (ranks <= k).nonzero().tolist():
+                found.append((q, self.data.user_ids[test.users[start + b]], int(ranks[b, q]), float(new[b, q])))
+        frame = pd.DataFrame(found, columns=["query", "user_id", "rank", "score"])
+        return frame.sort_values(["query", "rank", "score"], ascending=[True, True, False], ignore_index=True)
 
     def item_index(self, ids):
         """Item ids (the dataset's, and those `add_items` added) -> item indices (1..); unknown ids are one error

@@ -52,6 +52,19 @@ def item_grid(dataset, items=None, n=16, cols=8, title_chars=28):
     return fig
 
 
+def new_item_neighbours(picture, title, nearest, dataset, reached=None, title_chars=28):
+    """A new item's picture next to its nearest catalogue items' (`TrainedRun.nearest`'s rows, best first), each
+    captioned with its title and score; the title says how many test users' top 10 it enters (`users_for`)."""
+    position = {item: row for row, item in enumerate(dataset.items["item_id"])}
+    rows = [position[i] for i in nearest["item_id"]]
+    images = np.concatenate([picture[None], dataset.item_images(rows)]) if rows else picture[None]
+    captions = [f"new: {title}", *[f"{s:.2f} · {t}" for s, t in zip(nearest["score"], nearest["title"])]]
+    fig = picture_facets(images, captions, len(images), title_chars)
+    users = f"; in the top 10 of {len(reached)} test users" if reached is not None else ""
+    return fig.update_layout(title=f"a new item and its {len(rows)} nearest catalogue items (score: inner product)"
+                             f"{users}", height=240, margin=dict(l=10, r=10, t=60, b=10))
+
+
 def popularity_curve(data):
     """Training occurrences of each item, most popular first, with the cold threshold marked."""
     counts = np.sort(data.train_counts[1:])[::-1]

@@ -190,3 +190,25 @@ def test_the_faiss_indexes_agree_with_exact_search_and_the_runs_index_is_kept_be
     monkeypatch.setattr(neighbours, "build_index", lambda *a, **k: pytest.fail("built again"))
     again = load_run(runs / "mmsr").nearest(vectors=catalogue[:2], k=5)  # ... and read back by the next load
     assert list(again["item_id"]) == list(near["item_id"]) and list(again["query"]) == [0] * 5 + [1] * 5
+
+
+def test_the_users_a_new_item_reaches_are_those_whose_top_k_it_enters(runs):
+    run = load_run(runs / "mmsr")
+    world = run.data.dataset.world
+    title, picture = world.new_item("dress", "green", "triangle", "wool", "striped", seed=3)
+    assert picture.shape == (32, 32, 3) and "green wool dress" in title
+    vector = run.encode_items([title], [picture])
+    everyone = run.users_for(vector, k=run.data.n_items + 1)  # a k past the catalogue: every test user, by rank
+    assert len(everyone) == len(run.data.test.users) and (np.diff(everyone["rank"]) >= 0).all()
+    top = run.users_for(vector, k=25)
+    assert top.equals(everyone[everyone["rank"] <= 25].reset_index(drop=True))
+    test = run.data.test  # by hand, for the user it ranks best: its rank among the catalogue without the history
+    user = run.data.user_ids.index(everyone["user_id"].iloc[0])
+    row = int(np.flatnonzero(test.users == user)[0])
+    history = [run.data.item_ids[i - 1] for i in test.inputs[row] if i > 0]
+    u = run.user_vector(history)
+    scores = run.catalogue_vectors()[1:] @ u
+    scores[[i - 1 for i in test.inputs[row] if i > 0]] = -np.inf
+    assert everyone["rank"].iloc[0] == 1 + int((scores > float(vector[0] @ u)).sum())
+    with pytest.raises(ValueError, match="unknown colour 'mauve'"):
+        world.new_item(colour="mauve")

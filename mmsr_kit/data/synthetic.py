@@ -193,15 +193,33 @@ class SyntheticWorld:
             "clutter": rng.uniform(0, 1, (n, 4)),
         }
 
-    def _render(self, items, p, noise=True):
+    def new_item(self, category="scarf", colour="red", shape="circle", material="silk", pattern="solid", seed=0):
+        """A title and a picture (uint8 (S, S, 3), its canonical kind: no background noise) of an item this world
+        does not hold, from its attributes by name (`CATEGORIES`, `COLOURS` and `MATERIALS` by their first word,
+        `SHAPES`, `PATTERNS`); `seed` draws its filler words and the picture's geometry."""
+        names = ([c[0] for c in CATEGORIES], [c[0] for c in COLOURS], SHAPES, [m[0] for m in MATERIALS], PATTERNS)
+        attrs = []
+        for attribute, value, choices in zip(ATTRIBUTES, (category, colour, shape, material, pattern), names):
+            if value not in choices:
+                raise ValueError(f"unknown {attribute} {value!r}; choose one of: {', '.join(choices)}")
+            attrs.append(choices.index(value))
+        rng = np.random.default_rng(seed)
+        words = [COLOURS[attrs[1]][0], MATERIALS[attrs[3]][0], CATEGORIES[attrs[0]][0]]
+        title = " ".join([*rng.choice(FILLER[self.spec.domain], size=2, replace=False), *words])
+        picture = self._render(None, self._view_params(rng, 1), noise=False, attrs=np.array([attrs]))[0]
+        return title, picture
+
+    def _render(self, items, p, noise=True, attrs=None):
+        """Pictures of `items` (or of attribute rows `attrs`, (n, 5)) with view parameters `p`."""
         s = self.spec.image_size
-        n = len(items)
+        attrs = self.attrs[items] if attrs is None else attrs
+        n = len(attrs)
         axis = np.linspace(-1, 1, s, dtype=np.float32)
         yy, xx = np.meshgrid(axis, axis, indexing="ij")  # (S, S)
         dx = xx[None] - p["cx"][:, None, None].astype(np.float32)  # (n, S, S)
         dy = yy[None] - p["cy"][:, None, None].astype(np.float32)
         r = p["scale"][:, None, None].astype(np.float32)
-        _, colour, shape, _, pattern = self.attrs[items].T
+        _, colour, shape, _, pattern = attrs.T
         dist = np.sqrt(dx**2 + dy**2)
         masks = {
             0: dist < r,
