@@ -40,9 +40,11 @@ def content_encoder(cfg, data, use_text, use_vision, fusion=True, project=True):
     content = ItemContent(data, text, vision, views=cfg.data.views, seed=cfg.data.world_seed, mode=m.mode)
     both = text is not None and vision is not None
     joined = build_fusion(m.fusion, m.hidden, text.width, vision.width, m.dropout) if fusion and both else None
-    return ContentItemEncoder(content, m.hidden, text, vision, joined, m.dropout, cache_frozen=m.cache_frozen,
-                              cache_dtype=cache_dtype(cfg), cache_memory_bytes=int(m.cache_memory_gb * 2**30),
-                              project=project)
+    items = ContentItemEncoder(content, m.hidden, text, vision, joined, m.dropout, cache_frozen=m.cache_frozen,
+                               cache_dtype=cache_dtype(cfg), cache_memory_bytes=int(m.cache_memory_gb * 2**30),
+                               project=project, adaptor=m.adaptor)
+    items.fit_adaptor()
+    return items
 
 
 def content_model(cfg, data, use_text, use_vision):

@@ -28,6 +28,7 @@ from .registry import ConfigError
 def registries():
     """What `mmsr list` can show: heading -> sorted names (later issues add encoders, fusions ...)."""
     from . import config, data, modes, sequence  # noqa: F401  (fill the registries)
+    from .adaptors import ADAPTORS
     from .encoders import TEXT_ENCODERS, VISION_ENCODERS
     from .encoders.vlp import VISUAL_INPUTS, VLP_ENCODERS
     from .fusion import FUSIONS
@@ -45,6 +46,7 @@ def registries():
         "vision-language encoders": VLP_ENCODERS.names(),
         "visualbert visual-input encoders": VISUAL_INPUTS.names(),
         "fusions": FUSIONS.names(),
+        "adaptors": ADAPTORS.names(),
         "presets": config.PRESETS.names(),
         "prepare formats": FORMATS.names(),
     }

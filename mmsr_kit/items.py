@@ -319,15 +319,17 @@ class ContentItemEncoder(nn.Module):
     """
 
     def __init__(self, content, hidden, text=None, vision=None, fusion=None, dropout=0.1, cache_frozen=True,
-                 cache_dtype=torch.float32, cache_memory_bytes=2 << 30, project=True):
+                 cache_dtype=torch.float32, cache_memory_bytes=2 << 30, project=True, adaptor="linear"):
+        from .adaptors import build_adaptor
+
         super().__init__()
         self.content, self.text, self.vision, self.fusion = content, text, vision, fusion
         self.cache_frozen, self.cache_dtype, self.cache_memory_bytes = cache_frozen, cache_dtype, cache_memory_bytes
         self._frozen_outputs = {}  # (which, "outputs" | "prefix") -> tensors for every (item, view); see _fill
         self._said_random = set()  # encoders whose frozen part could not be cached (logged once each)
-        if fusion is None and project:  # one modality: project its pooled vector (project=False: callers use encode)
+        if fusion is None and project:  # one modality: adapt its pooled vector (project=False: callers use encode)
             width = text.width if text is not None else vision.width
-            self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, hidden))
+            self.proj = build_adaptor(adaptor, width, hidden, dropout)  # model.adaptor
 
     def _inputs(self, which, items, view, trim=True):
         """The encoder's arguments for `items` in `view`s: (token ids, mask), cut to the batch's longest text
@@ -459,10 +461,31 @@ class ContentItemEncoder(nn.Module):
 
     def forward(self, items):  # (U,) -> (U, D)
         view = self.content.pick_views(items, self.training)
-        parts = [self.encode(which, items, view) for which in ("text", "vision") if getattr(self, which) is not None]
-        if self.fusion is not None:
-            return self.fusion(*parts)
-        return self.proj(parts[0][2])
+        if self.fusion is None:
+            return self.proj(self.pooled(items, view))
+        return self.fusion(*[self.encode(which, items, view) for which in ("text", "vision")])
+
+    def pooled(self, items, view):
+        """(U, width): the one encoder's pooled vector, what the adaptor (`proj`) reads."""
+        return self.encode("text" if self.text is not None else "vision", items, view)[2]
+
+    @torch.no_grad()
+    def fit_adaptor(self, chunk=1024):
+        """An adaptor with statistics (`whiten`) computes them once, from every catalogue item's pooled vector
+        (the evaluation view, evaluation mode); they are buffers, saved with the run's weights."""
+        adaptor = getattr(self, "proj", None)
+        if not getattr(adaptor, "needs_fit", False):
+            return
+        training = self.training
+        self.eval()
+        try:
+            device = next(self.buffers()).device
+            n = self.content.input_ids.shape[0] if hasattr(self.content, "input_ids") else self.content.images.shape[0]
+            items = torch.arange(1, n, device=device)
+            adaptor.fit(torch.cat([self.pooled(part, torch.zeros_like(part)).float() for part in items.split(chunk)]))
+        finally:
+            self.train(training)
+        log.info("adaptor %s: statistics of %d items' vectors computed once", type(adaptor).__name__, n - 1)
 
     def encoder_parameters(self):
         """Parameters of the pretrained encoders (train.encoder_lr); encoders trained from scratch are not among them."""
@@ -478,26 +501,29 @@ class VLPItemEncoder(ContentItemEncoder):
     a trained linear map to VisualBERT's visual width.
     """
 
-    def __init__(self, content, hidden, vlp, extractor=None, dropout=0.1, **cache):
+    def __init__(self, content, hidden, vlp, extractor=None, dropout=0.1, adaptor="linear", **cache):
+        from .adaptors import build_adaptor
+
         super().__init__(content, hidden, text=None, vision=extractor, fusion=None, dropout=dropout, project=False,
                          **cache)
         self.vlp = vlp
         if extractor is not None:
             self.visual_proj = nn.Linear(extractor.width, vlp.visual_width)
-        self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(vlp.width, hidden))
+        self.proj = build_adaptor(adaptor, vlp.width, hidden, dropout)  # model.adaptor
 
     def _keeps_tokens(self):
         return True  # VisualBERT attends over every visual token
 
     def forward(self, items):  # (U,) -> (U, D)
-        view = self.content.pick_views(items, self.training)
+        return self.proj(self.pooled(items, self.content.pick_views(items, self.training)))
+
+    def pooled(self, items, view):
+        """(U, width): the VLP's vector of each item's text and picture, what the adaptor reads."""
         ids, mask = self._inputs("text", items, view)
         if self.vision is not None:
             tokens, token_mask, _ = self.encode("vision", items, view)
-            out = self.vlp(ids, mask, visual=(self.visual_proj(tokens), token_mask))
-        else:
-            out = self.vlp(ids, mask, pictures=self._inputs("vision", items, view)[0])
-        return self.proj(out)
+            return self.vlp(ids, mask, visual=(self.visual_proj(tokens), token_mask))
+        return self.vlp(ids, mask, pictures=self._inputs("vision", items, view)[0])
 
     def encoder_parameters(self):
         return list(self.vlp.parameters()) if self.vlp.pretrained else []

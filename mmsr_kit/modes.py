@@ -52,8 +52,9 @@ def vlp(cfg, data):
     extractor = (visual_extractor(m.vlp, m.vlp_visual, m.vlp_extractor, cfg.data.image_size)
                  if model.family == "visualbert" else None)
     content = ItemContent(data, model, extractor or model, views=cfg.data.views, seed=cfg.data.world_seed, mode=m.mode)
-    items = VLPItemEncoder(content, m.hidden, model, extractor, m.dropout, cache_frozen=m.cache_frozen,
+    items = VLPItemEncoder(content, m.hidden, model, extractor, m.dropout, m.adaptor, cache_frozen=m.cache_frozen,
                            cache_dtype=cache_dtype(cfg), cache_memory_bytes=int(m.cache_memory_gb * 2**30))
+    items.fit_adaptor()
     return Recommender(items, build_sequence(cfg.model, data.max_len), cfg.model.encode_every_occurrence)
 
 
