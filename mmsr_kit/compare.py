@@ -12,8 +12,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from .items import NEEDS_PICTURES
 from .config import from_yaml, make_config
+from .items import NEEDS_PICTURES
 from .registry import ConfigError
 from .results import append_result, read_records, read_results
 
