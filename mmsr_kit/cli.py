@@ -180,23 +180,18 @@ def cmd_report(args):
 
 
 def new_items(path, images=None):
-    """`--new-items items.csv` (item_id,text) and `--images DIR` (DIR/<item_id>.jpg, .png ...; none found: grey)
-    -> (ids, texts, pictures)."""
-    import csv
+    """`--new-items items.csv` (item_id,text, as `mmsr prepare folder` reads it) and `--images DIR`
+    (DIR/<item_id>.jpg, .png ...; none found: grey) -> (ids, texts, pictures)."""
     from pathlib import Path
 
-    from .data.atomic import IMAGE_SUFFIXES
+    from .data.formats import pictures_in, read_table
 
-    with open(Path(path).expanduser(), newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or not {"item_id", "text"} <= set(rows[0]):
+    table = read_table(Path(path).expanduser())
+    if table.empty or not {"item_id", "text"} <= set(table.columns):
         raise ConfigError(f"--new-items {path}: expected a CSV with the columns item_id,text and a row per item")
-    folder = Path(images).expanduser() if images else None
-    pictures = []
-    for row in rows:
-        found = [folder / f"{row['item_id']}{suffix}" for suffix in IMAGE_SUFFIXES] if folder else []
-        pictures.append(next((str(p) for p in found if p.is_file()), None))
-    return [row["item_id"] for row in rows], [row["text"] for row in rows], pictures
+    found = pictures_in(Path(images).expanduser() if images else None)
+    ids = list(table["item_id"])
+    return ids, list(table["text"]), [found.get(i) for i in ids]
 
 
 def cmd_recommend(args):
@@ -301,21 +296,23 @@ def build_parser():
     p.add_argument("--workers", type=int, default=0, help="processes decoding pictures (default: one per CPU)")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=cmd_prepare)
-    p = sub.add_parser("recommend", help="the top k items of a finished run for a history (item ids), new items too")
-    p.add_argument("run", help="a run folder written by `mmsr train --out` (config.yaml, model.safetensors)")
+    def run_parser(name, help):  # recommend and export read a finished run, on a device
+        p = sub.add_parser(name, help=help)
+        p.add_argument("run", help="a run folder written by `mmsr train --out` (config.yaml, model.safetensors)")
+        p.add_argument("--device", default="cpu", help="cpu or cuda")
+        return p
+
+    p = run_parser("recommend", "the top k items of a finished run for a history (item ids), new items too")
     p.add_argument("--history", required=True, help="item ids the user interacted with, oldest first: ID,ID,...")
     p.add_argument("-k", type=int, default=10, help="how many items (default 10)")
     p.add_argument("--new-items", metavar="CSV", help="items the run never saw (item_id,text), ranked with the "
                    "catalogue; a content run only (MMSR, MMSR-T, MMSR-V, VLP, MoRec++)")
     p.add_argument("--images", metavar="DIR", help="the new items' pictures: DIR/<item_id>.jpg (or .png ...)")
     p.add_argument("--keep-history", action="store_true", help="rank the history's items too")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(func=cmd_recommend)
-    p = sub.add_parser("export", help="every catalogue item's vector of a finished run: OUT/vectors.npy, OUT/items.tsv, "
-                       "and a faiss index over them, OUT/items.faiss")
-    p.add_argument("run", help="a run folder written by `mmsr train --out`")
+    p = run_parser("export", "every catalogue item's vector of a finished run: OUT/vectors.npy, OUT/items.tsv, and "
+                   "a faiss index over them, OUT/items.faiss")
     p.add_argument("out", help="the folder to write")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("report", help="Tables 2-14 from the results log as one self-contained HTML page")
     p.add_argument("--results", help="the results log (default: results/results.jsonl)")
