@@ -53,26 +53,25 @@ def as_pictures(pictures, size):
     """Pictures given as file paths, PIL images or uint8 arrays (H, W, 3) -> uint8 (n, 3, size, size). A missing
     or unreadable one (None, a path that is not there or does not decode) is grey, counted and logged, as in
     training; returns (pictures, that count)."""
+    from .items import _decode
+
     out = np.full((len(pictures), 3, size, size), 128, dtype=np.uint8)
     grey = 0
     for i, picture in enumerate(pictures):
-        try:
-            if picture is None:
-                raise FileNotFoundError("no picture")
-            if isinstance(picture, (str, Path)):
-                with PIL.Image.open(Path(picture).expanduser()) as image:
-                    picture = image.convert("RGB").resize((size, size))
-            elif isinstance(picture, PIL.Image.Image):
-                picture = picture.convert("RGB").resize((size, size))
-            array = np.asarray(picture)
-            if array.dtype != np.uint8 or array.ndim != 3 or array.shape[-1] != 3:
-                raise ValueError(f"picture {i}: expected uint8 (H, W, 3), got {array.dtype} {array.shape}")
-            if array.shape[:2] != (size, size):
-                array = np.asarray(PIL.Image.fromarray(array).resize((size, size)))
-            out[i] = array.transpose(2, 0, 1)
-        except (OSError, PIL.UnidentifiedImageError) as error:
-            grey += 1
-            log.debug("picture %d is grey: %s", i, error)
+        if picture is None or isinstance(picture, (str, Path)):  # decoded as training decodes a picture file
+            entry = None if picture is None else {"path": str(Path(picture).expanduser())}
+            picture, problem = _decode(entry, size)
+            if problem:
+                grey += 1
+                continue
+        elif isinstance(picture, PIL.Image.Image):
+            picture = picture.convert("RGB").resize((size, size))
+        array = np.asarray(picture)
+        if array.dtype != np.uint8 or array.ndim != 3 or array.shape[-1] != 3:
+            raise ValueError(f"picture {i}: expected uint8 (H, W, 3), got {array.dtype} {array.shape}")
+        if array.shape[:2] != (size, size):
+            array = np.asarray(PIL.Image.fromarray(array).resize((size, size)))
+        out[i] = array.transpose(2, 0, 1)
     if grey:
         log.warning("%d of %d picture(s) missing or unreadable: shown as grey", grey, len(pictures))
     return torch.from_numpy(out), grey
@@ -87,7 +86,8 @@ class TrainedRun:
         self.item_ids, self.titles = list(data.item_ids), list(data.dataset.items["text"])  # index i: row i - 1
         self._index = pd.Index(self.item_ids)
         self._added = []  # vectors of the items `add_items` put after the catalogue's
-        self._faiss = None  # (key of the vectors it was built on, index)
+        self._faiss = None  # (items it was built on, index): items are only ever appended
+        self._users = None  # the test users' vectors, as the test scores them (users_for)
         self.grey_pictures = 0  # pictures encode_items showed as grey (missing or unreadable)
 
     @classmethod
@@ -109,7 +109,7 @@ class TrainedRun:
 
     def vectors(self):
         """(N + 1 + added, D): `catalogue_vectors` and then the vectors of the items `add_items` added."""
-        return torch.cat([self.catalogue_vectors(), *self._added])
+        return torch.cat([self.catalogue_vectors(), *self._added]) if self._added else self.catalogue_vectors()
 
     def add_items(self, ids, texts=None, pictures=None):
         """Items the run never saw, by id, text and picture (see `encode_items`): from now on `recommend` ranks
@@ -133,12 +133,12 @@ class TrainedRun:
         while the vectors it was built on are the same."""
         from .neighbours import build_index, load_index, save_index
 
-        vectors = self.vectors()[1:].cpu().numpy()
-        key = hashlib.sha256(vectors.tobytes()).hexdigest()[:16]
-        if self._faiss is not None and self._faiss[0] == key:
+        if self._faiss is not None and self._faiss[0] == len(self.item_ids):
             return self._faiss[1]
+        vectors = self.vectors()[1:].cpu().numpy()
         path = self.run_dir / "items.faiss" if self.run_dir is not None and not self._added else None
         stamp = path.with_suffix(".json") if path is not None else None
+        key = hashlib.sha256(vectors.tobytes()).hexdigest()[:16] if path is not None else None  # of the saved one
         if path is not None and path.is_file() and stamp.is_file() and stamp.read_text() == key:
             index = load_index(path)
         else:
@@ -149,7 +149,7 @@ class TrainedRun:
                     stamp.write_text(key)
                 except OSError as error:  # a read-only run folder: the index lives in memory only
                     log.warning("could not save the item index beside the run: %s", error)
-        self._faiss = (key, index)
+        self._faiss = (len(self.item_ids), index)
         return index
 
     def nearest(self, items=None, vectors=None, k=10):
@@ -176,11 +176,15 @@ class TrainedRun:
         vectors = torch.as_tensor(vectors, device=self.device).float()
         test = self.data.test
         catalogue = self.catalogue_vectors()
+        if self._users is None:  # once per run: every call asks about the same users
+            with torch.no_grad():
+                self._users = torch.cat([self.model.last_user_vectors(torch.as_tensor(
+                    test.inputs[s : s + batch_size], device=self.device), catalogue).float()
+                    for s in range(0, len(test.users), batch_size)])
         found = []
         for start in range(0, len(test.users), batch_size):
             inputs = torch.as_tensor(test.inputs[start : start + batch_size], device=self.device)
-            with torch.no_grad():
-                users = self.model.last_user_vectors(inputs, catalogue).float()  # (B, D)
+            users = self._users[start : start + batch_size]  # (B, D)
             scores = (users @ catalogue.T).scatter_(1, inputs, float("-inf"))  # history and padding left out
             new = users @ vectors.T  # (B, Q)
             ranks = 1 + (scores.unsqueeze(1) > new.unsqueeze(2)).sum(2)  # (B, Q): among the catalogue, plus itself
