@@ -46,7 +46,7 @@ def registries():
         "vision-language encoders": VLP_ENCODERS.names(),
         "visualbert visual-input encoders": VISUAL_INPUTS.names(),
         "fusions": FUSIONS.names(),
-        "adaptors": ADAPTORS.names(),
+        "adaptors": ["auto", *ADAPTORS.names()],
         "presets": config.PRESETS.names(),
         "prepare formats": FORMATS.names(),
     }

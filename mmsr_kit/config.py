@@ -45,7 +45,7 @@ class ModelConfig:
     text_encoder: str = "tiny-bert"  # registered name (`mmsr list encoders`), hub id or local path
     vision_encoder: str = "tiny-vit"  # registered name, timm:NAME, or a ViT-MAE hub id / local path
     fusion: str = "merge_attention_1"  # how text and picture meet in mode mmsr (`mmsr list fusions`)
-    adaptor: str = "linear"  # one modality's pooled vector -> item vector: linear, mlp, whiten, moe (`mmsr list adaptors`)
+    adaptor: str = "auto"  # pooled vector -> item vector (`mmsr list adaptors`); auto: moe behind a frozen pretrained encoder, else linear
     text_len: int = 30  # tokens kept per text (the paper's 10 / 30 / 50)
     pooling: str = "auto"  # text vector: cls (first token), mean, or auto (cls after attention blocks, else mean)
     text_blocks: str = "default"  # trained top blocks: default (2; all for tiny encoders), all, or a number
@@ -300,7 +300,8 @@ def validate(cfg):
     FUSIONS[cfg.model.fusion]
     from .adaptors import ADAPTORS
 
-    ADAPTORS[cfg.model.adaptor]
+    if cfg.model.adaptor != "auto":
+        ADAPTORS[cfg.model.adaptor]
     parse_blocks(cfg.model.text_blocks), parse_blocks(cfg.model.vision_blocks), parse_blocks(cfg.model.vlp_blocks)
     if cfg.model.mode == "vlp":
         from .encoders.vlp import VISUAL_INPUTS, vlp_spec

@@ -319,7 +319,7 @@ class ContentItemEncoder(nn.Module):
     """
 
     def __init__(self, content, hidden, text=None, vision=None, fusion=None, dropout=0.1, cache_frozen=True,
-                 cache_dtype=torch.float32, cache_memory_bytes=2 << 30, project=True, adaptor="linear"):
+                 cache_dtype=torch.float32, cache_memory_bytes=2 << 30, project=True, adaptor="auto"):
         from .adaptors import build_adaptor
 
         super().__init__()
@@ -328,8 +328,8 @@ class ContentItemEncoder(nn.Module):
         self._frozen_outputs = {}  # (which, "outputs" | "prefix") -> tensors for every (item, view); see _fill
         self._said_random = set()  # encoders whose frozen part could not be cached (logged once each)
         if fusion is None and project:  # one modality: adapt its pooled vector (project=False: callers use encode)
-            width = text.width if text is not None else vision.width
-            self.proj = build_adaptor(adaptor, width, hidden, dropout)  # model.adaptor
+            encoder = text if text is not None else vision
+            self.proj = build_adaptor(adaptor, encoder.width, hidden, dropout, encoder)  # model.adaptor
 
     def _inputs(self, which, items, view, trim=True):
         """The encoder's arguments for `items` in `view`s: (token ids, mask), cut to the batch's longest text
@@ -501,7 +501,7 @@ class VLPItemEncoder(ContentItemEncoder):
     a trained linear map to VisualBERT's visual width.
     """
 
-    def __init__(self, content, hidden, vlp, extractor=None, dropout=0.1, adaptor="linear", **cache):
+    def __init__(self, content, hidden, vlp, extractor=None, dropout=0.1, adaptor="auto", **cache):
         from .adaptors import build_adaptor
 
         super().__init__(content, hidden, text=None, vision=extractor, fusion=None, dropout=dropout, project=False,
@@ -509,7 +509,7 @@ class VLPItemEncoder(ContentItemEncoder):
         self.vlp = vlp
         if extractor is not None:
             self.visual_proj = nn.Linear(extractor.width, vlp.visual_width)
-        self.proj = build_adaptor(adaptor, vlp.width, hidden, dropout)  # model.adaptor
+        self.proj = build_adaptor(adaptor, vlp.width, hidden, dropout, vlp)  # model.adaptor
 
     def _keeps_tokens(self):
         return True  # VisualBERT attends over every visual token

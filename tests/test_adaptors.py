@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from mmsr_kit import fit, load_run, make_config
-from mmsr_kit.adaptors import ADAPTORS, MoE, Whiten, build_adaptor
+from mmsr_kit.adaptors import ADAPTORS, FROZEN_DEFAULT, Linear, MoE, Whiten, build_adaptor
+from mmsr_kit.encoders import TextEncoder
 from mmsr_kit.registry import UnknownNameError
 
 
@@ -32,6 +33,8 @@ def test_whitening_gives_centred_vectors_of_unit_covariance():
 
 def test_the_moe_gate_starts_even_and_each_expert_whitens_its_own_way():
     moe = MoE(6, 3, dropout=0.0, experts=4)
+    with torch.no_grad():
+        moe.bias.normal_()  # learned centres, as after training (they start at 0)
     x = torch.randn(7, 6)
     experts = torch.stack([(x - moe.bias[k]) @ moe.weight[k] for k in range(4)])  # by hand
     assert torch.allclose(moe(x), experts.mean(0), atol=1e-6)
@@ -62,6 +65,30 @@ def test_adaptors_are_names_the_config_and_the_cli_know(capsys):
     with pytest.raises(UnknownNameError, match="unknown adaptor 'moee'.*did you mean 'moe'"):
         make_config("smoke", overrides={"model.adaptor": "moee"})
     main(["list", "adaptors"])
-    assert capsys.readouterr().out.split() == ["adaptors:", *sorted(ADAPTORS)]
+    assert capsys.readouterr().out.split() == ["adaptors:", "auto", *sorted(ADAPTORS)]
     linear = build_adaptor("linear", 8, 4)
     assert list(linear.state_dict()) == ["1.weight", "1.bias"]  # the projection's keys before adaptors: old runs load
+
+
+def test_auto_is_the_frozen_default_behind_a_frozen_pretrained_encoder_and_linear_behind_any_other():
+    frozen, trained = TextEncoder("minilm", 8, train_blocks=0), TextEncoder("minilm", 8, train_blocks=1)
+    scratch = TextEncoder("tiny-bert", 8, train_blocks=0)  # frozen, but random: nothing pretrained to adapt
+    assert type(build_adaptor("auto", 384, 16, encoder=frozen)) is ADAPTORS[FROZEN_DEFAULT]
+    assert type(build_adaptor("auto", 384, 16, encoder=trained)) is Linear
+    assert type(build_adaptor("auto", 64, 16, encoder=scratch)) is Linear
+    assert type(build_adaptor("mlp", 384, 16, encoder=frozen)) is ADAPTORS["mlp"]  # a name given is kept
+    with pytest.raises(ValueError, match="auto needs the encoder"):
+        build_adaptor("auto", 384, 16)
+
+
+def test_the_default_config_puts_the_frozen_default_behind_frozen_minilm(tmp_path):
+    from mmsr_kit import load_split
+    from mmsr_kit.builders import content_encoder
+
+    assert make_config("smoke").model.adaptor == "auto"
+    cfg = make_config("smoke", overrides={"model.mode": "mmsr_t", "model.text_encoder": "minilm",
+                                          "model.text_blocks": "0", "data.views": 0})
+    data = load_split(cfg.data)
+    assert type(content_encoder(cfg, data, True, False).proj) is ADAPTORS[FROZEN_DEFAULT]
+    cfg = make_config("smoke", overrides={"model.mode": "mmsr_t", "model.text_encoder": "minilm"})  # top 2 trained
+    assert type(content_encoder(cfg, data, True, False).proj) is Linear

@@ -221,5 +221,9 @@ def test_a_log_line_trains_again_from_its_config_and_the_reference_logs_still_lo
             loaded = config_of(line).to_dict()
             assert {part: {k: loaded[part][k] for k in values} if isinstance(values, dict) else loaded[part]
                     for part, values in line["config"].items()} == line["config"], path
+            m = line["config"]["model"]  # a line from before model.adaptor ran `linear`: what `auto` is for it
+            frozen = m["mode"] in ("mmsr_t", "mmsr_v", "vlp") and "0" in {
+                str(m.get(k)) for k in ("text_blocks", "vision_blocks", "vlp_blocks")}
+            assert "adaptor" in m or not frozen, (path, line["config_hash"])
     fusions = [line["config"]["model"]["fusion"] for line in read_records(REFERENCE / "02_fusion.jsonl")]
     assert sorted(fusions) == sorted(FUSIONS)  # notebook 02's grid: every fusion, once
