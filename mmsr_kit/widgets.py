@@ -133,9 +133,10 @@ class ItemExplorer:
         self.details.value = (f"<b>{html.escape(str(item['title']))}</b><br>item {html.escape(str(item['item_id']))}"
                               f"<br>{item['group']}, {item['train_count']} training occurrences")
         self.figure = self.draw(row)
-        with self.output:
-            self.output.clear_output(wait=True)
-            display(self.figure)
+        # the figure is set as the output area's state, not captured while it is displayed: JupyterLab shows it the
+        # same, and a headless executor (nbclient, which mimics the capture) never waits on it
+        self.output.outputs = ()
+        self.output.append_display_data(self.figure)
         return self.figure
 
     def _ipython_display_(self):
