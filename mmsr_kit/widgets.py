@@ -135,8 +135,10 @@ class ItemExplorer:
         self.figure = self.draw(row)
         # the figure is set as the output area's state, not captured while it is displayed: JupyterLab shows it the
         # same, and a headless executor (nbclient, which mimics the capture) never waits on it
-        self.output.outputs = ()
-        self.output.append_display_data(self.figure)
+        import plotly.io as pio
+
+        bundle = pio.renderers["plotly_mimetype"].to_mimebundle(self.figure.to_dict())  # JupyterLab's plotly view
+        self.output.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
         return self.figure
 
     def _ipython_display_(self):

@@ -128,4 +128,5 @@ def test_item_explorer_shows_the_picked_item(idsr_run):
     star = explorer.figure.data[-1]
     assert star.name == "selected" and (star.x[0], star.y[0]) == tuple(points[7])
     shown = explorer.output.outputs  # the picked item's figure, as the output area's state, replaces the first one's
-    assert len(shown) == 1 and shown[0]["output_type"] == "display_data"
+    marked = shown[0]["data"]["application/vnd.plotly.v1+json"]["data"][-1]
+    assert len(shown) == 1 and marked["name"] == "selected" and list(marked["text"]) == [items["title"][7]]
