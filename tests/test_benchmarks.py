@@ -120,3 +120,18 @@ def test_step_speed_builds_the_old_and_the_new_path_from_one_seed(capsys):
     assert set(rows) == {"idsr", "mmsr"} and all(r[p]["epoch"] > 0 and r[p]["valid"] > 0 for r in rows.values() for p in r)
     out = capsys.readouterr().out
     assert "old s/epoch" in out and "speed-up" in out
+
+
+def test_the_movielens_text_benchmark_logs_each_run_and_tabulates_the_log(tmp_path, capsys):
+    import ml100k_text
+
+    log = tmp_path / "log.jsonl"
+    ml100k_text.main(["--tiny", "--adaptors", "linear", "moe", "--workers", "1", "--results", str(log)])
+    out = capsys.readouterr().out
+    rows = [line.split(" | ")[0].strip("| ") for line in out.splitlines() if line.startswith("| ")][1:]
+    assert rows == ["IDSR", "MMSR-T minilm frozen, linear", "MMSR-T minilm frozen, moe"]
+    assert "(1 seed)" in out and "1.00x" in out
+    ml100k_text.main(["--from-log", str(log)])
+    again = capsys.readouterr().out
+    assert [line for line in again.splitlines() if line.startswith("|")] == [
+        line for line in out.splitlines() if line.startswith("|")]
