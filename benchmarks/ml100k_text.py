@@ -32,9 +32,9 @@ MINILM = {"model.mode": "mmsr_t", "model.text_encoder": "minilm"}
 
 def models(gpu, adaptors):
     out = {"IDSR": {"model.mode": "idsr"}}
-    out.update({f"MMSR-T frozen, {a}": {**MINILM, "model.text_blocks": "0", "model.adaptor": a} for a in adaptors})
+    out.update({f"MMSR-T minilm frozen, {a}": {**MINILM, "model.text_blocks": "0", "model.adaptor": a} for a in adaptors})
     if gpu:  # a trained encoder: what `auto` gives it (linear), and the frozen encoders' default beside it
-        out.update({f"MMSR-T top 2, {a}": {**MINILM, "model.text_blocks": "2", "model.adaptor": a}
+        out.update({f"MMSR-T minilm top 2, {a}": {**MINILM, "model.text_blocks": "2", "model.adaptor": a}
                     for a in dict.fromkeys(["linear", FROZEN_DEFAULT])})
     return out
 
@@ -109,7 +109,8 @@ def main(argv=None):
             raise SystemExit("--gpu needs a CUDA device; without one, leave it out (frozen encoders only)")
     base = ({"data.name": "synthetic", "data.views": 0} if args.tiny else {"data.name": "ml-100k"})
     base["train.epochs"] = args.epochs or (1 if args.tiny else 40)
-    base["train.device"] = "cuda" if args.gpu else "cpu"
+    if args.gpu:
+        base["train.device"] = "cuda"  # else the default (auto), as the reference lines were made
     preset = "smoke" if args.tiny else "workshop"
     seeds = args.seeds or ([0] if args.tiny else [0, 1, 2])
     adaptors = args.adaptors or ADAPTORS.names()

@@ -135,3 +135,17 @@ def test_the_movielens_text_benchmark_logs_each_run_and_tabulates_the_log(tmp_pa
     again = capsys.readouterr().out
     assert [line for line in again.splitlines() if line.startswith("|")] == [
         line for line in out.splitlines() if line.startswith("|")]
+
+
+def test_the_movielens_text_benchmark_makes_the_runs_of_notebook_03s_reference_lines():
+    import ml100k_text
+
+    from mmsr_kit import make_config
+    from mmsr_kit.results import REFERENCE, config_of, read_records
+
+    lines = [line for line in read_records(REFERENCE / "03_architectures.jsonl")
+             if line["compare"]["tag"] == "reference-03-ml100k-adaptors"]
+    made = {make_config("workshop", overrides={"data.name": "ml-100k", "train.epochs": 40, **own, "train.seed": seed})
+            .hash(): label for label, own in ml100k_text.models(False, ["linear", "mlp", "moe", "whiten"]).items()
+            for seed in (0, 1, 2)}
+    assert {config_of(line).hash(): line["compare"]["label"] for line in lines} == made  # each row, each seed
