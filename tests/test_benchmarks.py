@@ -149,3 +149,14 @@ def test_the_movielens_text_benchmark_makes_the_runs_of_notebook_03s_reference_l
             .hash(): label for label, own in ml100k_text.models(False, ["linear", "mlp", "moe", "whiten"]).items()
             for seed in (0, 1, 2)}
     assert {config_of(line).hash(): line["compare"]["label"] for line in lines} == made  # each row, each seed
+
+
+def test_the_movielens_text_benchmark_needs_a_gpu_for_minilms_trained_blocks():
+    import ml100k_text
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here")
+    with pytest.raises(SystemExit, match="--gpu needs a CUDA device"):
+        ml100k_text.main(["--gpu"])
+    assert list(ml100k_text.models(True, ["linear", "moe"]))[-2:] == ["MMSR-T minilm top 2, linear",
+                                                                      "MMSR-T minilm top 2, moe"]
