@@ -89,8 +89,17 @@ class GRU4Rec(nn.Module):
         self.out = nn.Linear(hidden, hidden)
 
     def forward(self, x, valid):
-        h, _ = self.gru(self.drop(x))  # (B, L, D); left padding keeps the last position the last real item
-        return self.out(h)
+        """The GRU reads each sequence's real items only (packed), starting from a zero state at its first item, so
+        a user's vectors do not depend on how much padding is before the history."""
+        B, L, D = x.shape
+        lengths = valid.sum(1)  # left padding: the real items are the last `lengths` positions
+        shift = (torch.arange(L, device=x.device) + (L - lengths)[:, None]) % L  # (B, L): row b rolled left by its pad
+        first = torch.gather(self.drop(x), 1, shift[..., None].expand(B, L, D))  # real items first, padding after
+        packed = nn.utils.rnn.pack_padded_sequence(first, lengths.clamp(min=1).cpu(), batch_first=True,
+                                                   enforce_sorted=False)
+        h, _ = nn.utils.rnn.pad_packed_sequence(self.gru(packed)[0], batch_first=True, total_length=L)  # zeros after
+        back = (torch.arange(L, device=x.device) + lengths[:, None]) % L  # roll right again: padding back in front
+        return self.out(torch.gather(h, 1, back[..., None].expand(B, L, D)))
 
 
 class DilatedResidualBlock(nn.Module):

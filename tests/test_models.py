@@ -152,3 +152,20 @@ def test_evaluation_shards_cover_every_case_once(processes):
         if key != "n":
             assert sum(share[key] for share in shares) == pytest.approx(whole[key]), key
     assert 0 < whole["hr@10"] < 1  # some hits, some misses
+
+
+@pytest.mark.parametrize("name", ["gru4rec", "sasrec"])
+def test_more_padding_before_a_history_leaves_its_vectors_unchanged(name):
+    """GRU4Rec reads only the real items (packed sequences), from a zero state at the first; SASRec masks padding.
+    The same history left-padded to 8 or to 6 positions, or not padded at all, gives the same vectors."""
+    model = make(name).eval()
+    history = torch.tensor([7, 3, 12, 5])
+    padded = torch.zeros(2, L, dtype=torch.long)
+    padded[0, -4:] = history
+    padded[1, -6:] = torch.tensor([9, 1, 7, 3, 12, 5])  # another row, longer: the batch's lengths differ
+    shorter = torch.cat([torch.zeros(2, dtype=torch.long), history])[None]  # 2 padding positions instead of 4
+    with torch.no_grad():
+        full = model.user_vectors(padded)[0, -4:]
+        assert torch.allclose(model.user_vectors(shorter)[0, -4:], full, atol=1e-6)
+        assert torch.allclose(model.user_vectors(history[None])[0], full, atol=1e-6)
+        assert not torch.allclose(model.user_vectors(padded)[1, -4:], full, atol=1e-3)  # earlier items count
