@@ -4,8 +4,9 @@
   projected into the user vector, which scores candidates by their ID embeddings (FDSA, Zhang et al. 2019).
 - `carca++`: an item's ID embedding attends (cross-attention) to its content features, text and picture; the
   result is the item vector (the paper's multimodal CARCA).
-- `vqrec`: item text through a frozen text encoder, product-quantised into discrete codes (k-means per
-  sub-space, once per dataset); the item vector is the sum of the codes' embeddings (VQRec, Hou et al. 2023).
+- `vqrec`: item text through a frozen text encoder, quantised into discrete codes by optimized product quantisation
+  (faiss's OPQ: a learned rotation, then k-means per sub-space; 32 books x 256 codes, once per dataset); the item
+  vector is the sum of the codes' embeddings (VQRec, Hou et al. 2023; its pre-training is left out, see README).
 - `morec++`: end-to-end text and vision encoders, their pooled vectors fused by a plain sum (or `concat`):
   the modality-based recommender before MMSR's fusion study (the paper's multimodal MoRec).
 
@@ -118,18 +119,49 @@ def carca(cfg, data):
 
 
 # ---------------------------------------------------------------------------------------------------- VQRec
+def quantiser_shape(width, n_items, books, codes):
+    """VQRec's code books and codes per book for `width`-d vectors of `n_items` items: the asked ones, or the nearest
+    that work (logged): the largest number of books <= `books` that divides the width, and the largest power of two
+    <= `codes` that the catalogue can fill (each code a cluster of at least one item)."""
+    if codes < 2 or codes & (codes - 1):
+        raise ConfigError(f"model.vq_codes={codes} must be a power of two (faiss's product quantiser: 2**bits codes)")
+    fit_books = max(b for b in range(1, min(books, width) + 1) if width % b == 0)
+    fit_codes = min(codes, 1 << max(1, int(np.log2(max(n_items, 2)))))
+    if fit_books != books:
+        log.info("vqrec: model.vq_books=%d does not divide the text width %d: %d code books", books, width, fit_books)
+    if fit_codes != codes:
+        log.info("vqrec: %d items cannot fill model.vq_codes=%d codes per book: %d", n_items, codes, fit_codes)
+    return fit_books, fit_codes
+
+
 def product_quantise(vectors, books, codes, seed=0):
-    """(N, H) float -> (N, books) int64 codes: H split into `books` sub-spaces, k-means with `codes` centroids each."""
-    from sklearn.cluster import KMeans
+    """(N, H) float -> ((N, books) int64 codes, relative squared quantisation error) by optimized product quantisation (OPQ, as VQRec): faiss learns a
+    rotation of the H dimensions that lowers the quantisation error, splits the rotated vectors into `books`
+    sub-spaces and clusters each into `codes` centroids. `books` must divide H and `codes` be a power of two
+    (`quantiser_shape` picks such values)."""
+    import faiss
 
     n, width = vectors.shape
     if width % books:
         raise ConfigError(f"model.vq_books={books} must divide the text encoder's width {width}")
-    k = min(codes, n)
-    out = np.empty((n, books), dtype=np.int64)
-    for b, part in enumerate(np.split(vectors, books, axis=1)):
-        out[:, b] = KMeans(n_clusters=k, n_init=1, random_state=seed + b).fit(part).labels_
-    return out
+    bits = int(np.log2(codes))
+    if 1 << bits != codes or codes > n:
+        raise ConfigError(f"{codes} codes per book: must be a power of two and at most the {n} items")
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    pq = faiss.ProductQuantizer(width, books, bits)
+    pq.cp.seed, pq.cp.min_points_per_centroid = seed, 1  # few items per code is the usual case here: no warning
+    opq = faiss.OPQMatrix(width, books)
+    opq.pq = pq  # the rotation is learned with this quantiser's shape
+    opq.train(x)
+    rotated = opq.apply_py(x)
+    pq.train(rotated)  # the centroids of the final rotation
+    centroids = faiss.vector_to_array(pq.centroids).reshape(books, codes, width // books)
+    out, error = np.empty((n, books), dtype=np.int64), 0.0
+    for b, part in enumerate(np.split(rotated, books, axis=1)):  # nearest centroid of each sub-vector
+        distance = (part**2).sum(1, keepdims=True) - 2 * part @ centroids[b].T + (centroids[b] ** 2).sum(1)
+        out[:, b] = distance.argmin(1)
+        error += float(((part - centroids[b][out[:, b]]) ** 2).sum())
+    return out, error / max(float((rotated**2).sum()), 1e-12)
 
 
 class CodeEmbedding(nn.Module):
@@ -171,10 +203,13 @@ def item_text_vectors(cfg, data):
 def vqrec(cfg, data):
     """VQRec: item text -> frozen encoder -> product-quantised codes -> summed code embeddings."""
     m = cfg.model
-    codes = product_quantise(item_text_vectors(cfg, data), m.vq_books, m.vq_codes, seed=cfg.train.seed)
-    codes = np.concatenate([np.zeros((1, codes.shape[1]), np.int64), codes])  # row 0: padding (never used)
-    log.info("vqrec: %d items -> %d code books x %d codes", data.n_items, m.vq_books, min(m.vq_codes, data.n_items))
-    items = CodeEmbedding(codes, min(m.vq_codes, data.n_items), m.hidden)
+    vectors = item_text_vectors(cfg, data)
+    books, n_codes = quantiser_shape(vectors.shape[1], len(vectors), m.vq_books, m.vq_codes)
+    codes, error = product_quantise(vectors, books, n_codes, seed=cfg.train.seed)
+    codes = np.concatenate([np.zeros((1, books), np.int64), codes])  # row 0: padding (never used)
+    log.info("vqrec: %d items -> OPQ, %d code books x %d codes (relative quantisation error %.3f)", data.n_items,
+             books, n_codes, error)
+    items = CodeEmbedding(codes, n_codes, m.hidden)
     return Recommender(items, build_sequence(m, data.max_len), m.encode_every_occurrence)
 
 

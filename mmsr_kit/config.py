@@ -57,8 +57,8 @@ class ModelConfig:
     vlp_blocks: str = "default"  # mode vlp: top blocks trained per tower: default (the paper's 2; ViLT, VisualBERT 4), all, or a number
     vlp_visual: str = "region"  # VisualBERT's visual input (Table 7): region, grid, patch-embedding or patch-vit
     vlp_extractor: str = "default"  # the frozen extractor behind vlp_visual: default (the VLP's own), or a Faster R-CNN name, vision encoder or CLIP folder
-    vq_books: int = 8  # vqrec: code books (sub-spaces of the text vector; must divide its width)
-    vq_codes: int = 256  # vqrec: codes per book (k-means centroids; at most the number of items)
+    vq_books: int = 32  # vqrec: OPQ code books (VQRec's 32; fewer, logged, where they do not divide the text width)
+    vq_codes: int = 256  # vqrec: codes per book, a power of two (VQRec's 256; fewer, logged, for a smaller catalogue)
     cache_frozen: bool = True  # compute frozen encoders, and the blocks below the trained ones, once per item
     cache_dtype: str = "auto"  # those states kept as: auto (bfloat16 under bf16 autocast on CUDA, else float32), float32, bfloat16, float16
     cache_memory_gb: float = 2.0  # states larger than this go to memory-mapped files in the cache folder (reused by later runs)
@@ -314,6 +314,9 @@ def validate(cfg):
         raise UnknownNameError(unknown_name_message("cache dtype", cfg.model.cache_dtype, CACHE_DTYPES))
     if not 0 <= cfg.model.mask_ratio < 1:
         raise ConfigError("model.mask_ratio must be in [0, 1)")
+    if cfg.model.vq_books < 1 or cfg.model.vq_codes < 2 or cfg.model.vq_codes & (cfg.model.vq_codes - 1):
+        raise ConfigError(f"model.vq_books must be >= 1 and model.vq_codes a power of two (faiss's product quantiser "
+                          f"has 2**bits codes per book), not {cfg.model.vq_books} and {cfg.model.vq_codes}")
     if cfg.model.vision_size < 0:
         raise ConfigError("model.vision_size must be at least 0 (0: the vision encoder's own size)")
     if cfg.data.domain not in ("shop", "video"):
