@@ -2,8 +2,9 @@
 
 - `fdsa`: an item-ID self-attention stream and a feature (text) self-attention stream, concatenated and
   projected into the user vector, which scores candidates by their ID embeddings (FDSA, Zhang et al. 2019).
-- `carca++`: an item's ID embedding attends (cross-attention) to its content features, text and picture; the
-  result is the item vector (the paper's multimodal CARCA).
+- `carca++`: items embedded from their ID, text and picture features together; the sequence model encodes the
+  user's profile, and each candidate item reads it through cross-attention, whose output is the score (CARCA,
+  Rashed et al. 2022, with the paper's multimodal features).
 - `vqrec`: item text through a frozen text encoder, quantised into discrete codes by optimized product quantisation
   (faiss's OPQ: a learned rotation, then k-means per sub-space; 32 books x 256 codes, once per dataset); the item
   vector is the sum of the codes' embeddings (VQRec, Hou et al. 2023; its pre-training is left out, see README).
@@ -18,6 +19,7 @@ import logging
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .builders import content_encoder, content_model
 from .model import IDEmbedding, Recommender
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 
 BASELINES = {
     "fdsa": "FDSA: item-ID and text-feature self-attention streams, concatenated (needs text)",
-    "carca++": "CARCA++: ID embeddings cross-attending to text and picture features (needs text and pictures)",
+    "carca++": "CARCA++: ID + text + picture item embeddings; candidates cross-attend to the profile (needs both)",
     "vqrec": "VQRec: frozen text encoder -> product-quantised codes -> summed code embeddings (needs text)",
     "morec++": "MoRec++: end-to-end text and vision encoders, pooled vectors summed or concatenated (needs both)",
     "idsr": "IDSR: an item-ID embedding table with model.sequence = sasrec, gru4rec or nextitnet",
@@ -82,40 +84,100 @@ def fdsa(cfg, data):
 
 
 # ---------------------------------------------------------------------------------------------------- CARCA++
-class CrossAttendContent(nn.Module):
-    """Item -> its ID embedding, refined by attending to its content features (text and picture, each pooled
-    and projected): one query (the ID embedding), two keys; the weights over them sum to one."""
+class IDWithContent(nn.Module):
+    """CARCA's item embedding: [ID embedding ; text features ; picture features] through one linear map (U, D)."""
 
-    def __init__(self, ids, content, hidden, heads=1, dropout=0.1):
+    def __init__(self, ids, content, hidden):
         super().__init__()
         self.ids, self.content = ids, content
-        self.text_proj = nn.Linear(content.text.width, hidden)
-        self.image_proj = nn.Linear(content.vision.width, hidden)
-        self.attn = nn.MultiheadAttention(hidden, heads, dropout=dropout, batch_first=True)
-        self.norm = nn.LayerNorm(hidden)
-        self.last_weights = None  # (U, 2): attention over (text, picture) of the last call
+        self.join = nn.Linear(hidden + content.text.width + content.vision.width, hidden)
 
     def forward(self, items):
-        query = self.ids(items)[:, None]  # (U, 1, D)
         view = self.content.content.pick_views(items, self.training)
         text = self.content.encode("text", items, view)[2]
         image = self.content.encode("vision", items, view)[2]
-        keys = torch.stack([self.text_proj(text), self.image_proj(image)], 1)  # (U, 2, D)
-        out, weights = self.attn(query, keys, keys, need_weights=True)
-        self.last_weights = weights.detach()[:, 0]
-        return self.norm(query + out)[:, 0]
+        return self.join(torch.cat([self.ids(items), text.to(self.join.weight.dtype),
+                                    image.to(self.join.weight.dtype)], -1))
 
     def encoder_parameters(self):
         return self.content.encoder_parameters()
 
 
+class CrossAttentionScorer(nn.Module):
+    """CARCA's scoring block: each candidate item's embedding is the query of a cross-attention over the user's
+    profile (the sequence encoder's outputs), then a feed-forward layer and one linear output: the score. The
+    candidate decides which profile positions it reads, so a score is no dot product with a fixed user vector."""
+
+    def __init__(self, hidden, heads, dropout):
+        super().__init__()
+        if hidden % heads:
+            raise ValueError(f"model.hidden ({hidden}) must be divisible by model.heads ({heads})")
+        self.heads, self.dropout = heads, dropout
+        self.norm_q, self.norm_kv, self.norm_f = nn.LayerNorm(hidden), nn.LayerNorm(hidden), nn.LayerNorm(hidden)
+        self.q, self.kv, self.proj = nn.Linear(hidden, hidden), nn.Linear(hidden, 2 * hidden), nn.Linear(hidden, hidden)
+        self.ffn = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+        self.out = nn.Linear(hidden, 1)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, queries, profile, allowed):
+        """queries (B, Q, D), profile (B, L, D), allowed (B, Q, L) bool -> scores (B, Q)."""
+        B, Q, D = queries.shape
+        H = self.heads
+        q = self.q(self.norm_q(queries)).view(B, Q, H, D // H).transpose(1, 2)  # (B, H, Q, D/H)
+        k, v = (t.view(B, -1, H, D // H).transpose(1, 2) for t in self.kv(self.norm_kv(profile)).split(D, -1))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed[:, None],
+                                           dropout_p=self.dropout if self.training else 0.0)
+        z = queries + self.drop(self.proj(y.transpose(1, 2).reshape(B, Q, D)))
+        z = z + self.drop(self.ffn(self.norm_f(z)))
+        return self.out(z)[..., 0]
+
+
+class CARCA(Recommender):
+    """CARCA (Rashed et al. 2022) with the study's features: items embedded from ID + text + picture, the profile
+    encoded by the sequence model (self-attention), and every candidate scored by cross-attention over it. In
+    training the candidates of position t read the profile up to t; a full ranking reads the whole profile."""
+
+    def __init__(self, items, sequence, hidden, heads, dropout, encode_every_occurrence=False, item_chunk=None):
+        super().__init__(items, sequence, encode_every_occurrence)
+        self.scorer = CrossAttentionScorer(hidden, heads, dropout)
+        self.item_chunk = item_chunk  # candidates per pass in `all_scores`; None: as many as fit 2**22 numbers
+
+    def training_scores(self, h, valid, positive, negatives):
+        B, L, D = h.shape
+        candidates = torch.stack([positive, *negatives], 2)  # (B, L, 1 + k, D)
+        per = candidates.shape[2]
+        positions = torch.arange(L, device=h.device)
+        causal = positions[None, :] <= positions[:, None]  # (L, L): position t reads the profile up to t
+        allowed = causal[None] & valid[:, None, :] | torch.eye(L, dtype=torch.bool, device=h.device)  # padding: self
+        allowed = allowed.repeat_interleave(per, dim=1)  # (B, L * (1 + k), L)
+        scores = self.scorer(candidates.reshape(B, L * per, D), h, allowed).view(B, L, per)
+        return scores[..., 0], scores[..., 1:].permute(2, 0, 1)
+
+    @torch.no_grad()
+    def all_scores(self, inputs, item_vectors):
+        """(B, L) histories, (N+1, D) every item's vector -> (B, N+1) scores: every item through the cross-attention,
+        `item_chunk` candidates at a time (memory bounded by batch x chunk x D, any catalogue size)."""
+        valid = inputs > 0
+        h = self.sequence(item_vectors[inputs], valid)  # (B, L, D)
+        B, L, D = h.shape
+        valid = valid.clone()
+        valid[:, -1] = True  # the last position is always a real item in evaluation; never an empty attention row
+        chunk = self.item_chunk or max(1, 2**22 // (B * D))
+        out = h.new_empty(B, len(item_vectors))
+        for s in range(0, len(item_vectors), chunk):
+            part = item_vectors[s : s + chunk]  # (C, D)
+            allowed = valid[:, None, :].expand(B, len(part), L)
+            out[:, s : s + len(part)] = self.scorer(part[None].expand(B, -1, -1), h, allowed)
+        return out
+
+
 @MODES.register("carca++")
 def carca(cfg, data):
-    """CARCA++: ID embeddings cross-attending to the item's text and picture features."""
+    """CARCA++: items from ID + text + picture features; candidates scored by cross-attention over the profile."""
+    m = cfg.model
     content = content_encoder(cfg, data, use_text=True, use_vision=True, fusion=False, project=False)
-    items = CrossAttendContent(IDEmbedding(data.n_items, cfg.model.hidden, data.new), content, cfg.model.hidden,
-                               dropout=cfg.model.dropout)
-    return Recommender(items, build_sequence(cfg.model, data.max_len), cfg.model.encode_every_occurrence)
+    items = IDWithContent(IDEmbedding(data.n_items, m.hidden, data.new), content, m.hidden)
+    return CARCA(items, build_sequence(m, data.max_len), m.hidden, m.heads, m.dropout, m.encode_every_occurrence)
 
 
 # ---------------------------------------------------------------------------------------------------- VQRec

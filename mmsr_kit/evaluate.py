@@ -190,19 +190,27 @@ def full_ranking_metrics(model, evalset, n_items, ks=(10, 20, 50), batch_size=25
     bounds = np.linspace(0, len(evalset), world + 1).astype(int)
     item_vectors = model.all_item_vectors(n_items).float()  # (N+1, D), once per evaluation
     candidates = model.candidates(item_vectors) if hasattr(model, "candidates") else item_vectors
+    scorer = getattr(model, "all_scores", None)  # a model whose scores are no dot products (CARCA): its own rows
     sums = {f"{m}@{k}": torch.zeros((), dtype=torch.float64, device=device) for k in ks for m in METRICS}
-    buffer = torch.empty(min(batch_size, len(evalset)), len(item_vectors), device=device)
-    sampler = Probe(candidates, max(ks)) if probe else None
+    buffer = torch.empty(min(batch_size, len(evalset)), len(item_vectors), device=device) if scorer is None else None
+    sampler = Probe(candidates, max(ks)) if probe and scorer is None else None
     if groups is not None:
         names, of_case = groups
         group_sums = {key: torch.zeros(len(names), dtype=torch.float64, device=device) for key in sums}
     for start in range(bounds[rank], bounds[rank + 1], batch_size):
         stop = min(start + batch_size, bounds[rank + 1])
         inputs = torch.as_tensor(evalset.inputs[start:stop], device=device)
-        users = model.last_user_vectors(inputs, item_vectors).float()  # (B, D)
         targets = torch.as_tensor(evalset.targets[start:stop], device=device)
         rows, items = (torch.as_tensor(x, device=device) for x in evalset.masked(start, stop))
-        greater, equal = rank_batch(users, candidates, targets, rows, items, max(ks), buffer, sampler)
+        if scorer is not None:
+            scores = scorer(inputs, item_vectors).float()  # (B, N+1)
+            scores[:, 0] = -torch.inf
+            scores[rows, items] = -torch.inf
+            check_finite(scores.gather(1, targets[:, None]))
+            greater, equal = rank_counts(scores, targets, max(ks) if scores.shape[1] >= TOPK_FROM else None)
+        else:
+            users = model.last_user_vectors(inputs, item_vectors).float()  # (B, D)
+            greater, equal = rank_batch(users, candidates, targets, rows, items, max(ks), buffer, sampler)
         for key, value in metrics_from_ranks(greater, equal, ks, reduce=False).items():
             sums[key] += value.sum()
             if groups is not None:

@@ -72,14 +72,19 @@ class Recommender(nn.Module):
         """(B, L) left-padded item indices -> (B, L, D); the last position is the user vector."""
         return self.sequence(self.item_vectors(inputs), inputs > 0)
 
+    def training_scores(self, h, valid, positive, negatives):
+        """The scores of each position's positive (B, L) and of its k negatives (k, B, L): dot products of the user
+        vector at that position with the candidates' vectors (CARCA scores by cross-attention instead)."""
+        pos = (h * self.candidates(positive)).sum(-1)
+        return pos, torch.stack([(h * self.candidates(v)).sum(-1) for v in negatives])
+
     def forward(self, inputs, targets, negatives, distinct=None):
         """BCE of each positive and its negatives (one, the paper's, or k: their mean), averaged over the
         non-padding positions. `distinct`: `distinct_items(training_ids(...))`, as `TrainWindows.collate` gives it."""
         vectors = self.item_vectors(training_ids(inputs, targets, negatives), distinct)  # (2 + k, B, L, D): one encode
         seen, positive, *negative = vectors.unbind(0)  # its backward is one stack (slices would each zero-fill a copy)
         h = self.sequence(seen, inputs > 0)  # (B, L, D)
-        pos = (h * self.candidates(positive)).sum(-1)  # (B, L)
-        neg = torch.stack([(h * self.candidates(v)).sum(-1) for v in negative])  # (k, B, L)
+        pos, neg = self.training_scores(h, inputs > 0, positive, negative)
         mask = ((inputs > 0) & (targets > 0)).to(h.dtype)  # a real item predicting a real next item
         loss = F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos), reduction="none")
         loss = loss + F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg), reduction="none").mean(0)

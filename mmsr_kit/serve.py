@@ -99,6 +99,12 @@ class TrainedRun:
     def device(self):
         return next(self.model.parameters()).device
 
+    def _by_dot_product(self, what):
+        """Users are scored here as evaluation does for every model but CARCA: a user vector against item vectors."""
+        if hasattr(self.model, "all_scores"):
+            raise ConfigError(f"{what}: model.mode={self.config.model.mode} scores each item by cross-attention over "
+                              "the history, not by a user vector; evaluation ranks it (mmsr train), serving does not")
+
     def catalogue_vectors(self):
         """(N + 1, D) float32: every catalogue item's vector as evaluation scores with it (row i: item index i, row 0
         padding), computed once."""
@@ -173,6 +179,7 @@ class TrainedRun:
         """Which users each of `vectors` (Q, D: new items' vectors, from `encode_items`) would reach: the test users
         whose user vector (from their whole history, as the test scores them) ranks it within their top `k` of
         the catalogue, their history left out. DataFrame: query, user_id, rank, score, best first per query."""
+        self._by_dot_product("users_for")
         vectors = torch.as_tensor(vectors, device=self.device).float()
         test = self.data.test
         catalogue = self.catalogue_vectors()
@@ -245,6 +252,7 @@ class TrainedRun:
 
     def user_vectors(self, histories):
         """(B, D) for several histories at once (see `user_vector`)."""
+        self._by_dot_product("user vectors")
         max_len = self.data.max_len
         inputs = torch.zeros(len(histories), max_len, dtype=torch.long)
         for row, history in enumerate(histories):

@@ -1,5 +1,5 @@
 """The Table 5 baselines: each builds, steps and evaluates through the kit's own loop; and what makes each one that
-model (VQRec: codes only; CARCA++: attention over content features; FDSA: ID candidates, text in the user; MoRec++:
+model (VQRec: codes only; CARCA++: candidates cross-attending to the profile; FDSA: ID candidates, text in the user; MoRec++:
 no IDs, plain fusion)."""
 import numpy as np
 import pytest
@@ -93,16 +93,94 @@ def test_vq_codes_that_are_no_power_of_two_are_a_config_error():
         make_config("smoke", overrides={"model.vq_codes": 100})
 
 
-def test_carca_attends_over_text_and_picture_features(smoke_config):
+def carca_history(data, n=40, length=6, position=2):
+    """n histories of `length` items (left-padded to max_len), equal but for the item at `position`."""
+    inputs = torch.zeros(n, data.max_len, dtype=torch.long)
+    inputs[:, -length:] = torch.arange(1, length + 1)
+    inputs[:, -length + position] = torch.arange(10, 10 + n)
+    return inputs
+
+
+def test_carca_scores_come_out_of_cross_attention_not_a_dot_product(smoke_config):
+    """Users that differ in one profile item: with a dot product against a fixed item table of width D their score
+    rows over the catalogue span at most D dimensions (U V^T); CARCA's candidates each read the profile their own
+    way, so the rows span more."""
+    cfg, data, model = built(smoke_config, "carca++", model__hidden=8, model__heads=1)
+    model.eval()
+    table = model.all_item_vectors(data.n_items)
+    scores = model.all_scores(carca_history(data), table)[:, 1:]  # (40 users, N items)
+    assert scores.shape == (40, data.n_items) and torch.isfinite(scores).all()
+    assert not torch.allclose(scores[0], scores[1])  # another item in the profile: other scores
+    singular = torch.linalg.svdvals(scores.double())
+    assert int((singular > 1e-6 * singular[0]).sum()) > 8 + 1, singular  # more than D (+1 for a bias) dimensions
+
+
+def test_carca_full_ranking_scores_equal_the_training_path_at_the_last_position(smoke_config):
+    """`all_scores` (every item, in chunks, what evaluation ranks by) gives each candidate the score the training
+    loss sees for it at the last position, and chunking changes nothing."""
     cfg, data, model = built(smoke_config, "carca++")
     model.eval()
-    items = torch.arange(1, 9)
-    before = model.items(items)
-    weights = model.items.last_weights
-    assert weights.shape == (8, 2) and torch.allclose(weights.sum(1), torch.ones(8))
-    model.items.content.content.images[1] = 255 - model.items.content.content.images[1]  # item 1's picture changes
-    after = model.items(items)
-    assert not torch.allclose(before[0], after[0]) and torch.allclose(before[1:], after[1:])
+    table = model.all_item_vectors(data.n_items)
+    inputs = carca_history(data, n=5)
+    with torch.no_grad():
+        h = model.sequence(table[inputs], inputs > 0)
+        picked = torch.tensor([3, 17, 42, 250, 1])
+        per_position = [table[i].expand(*inputs.shape, -1) for i in picked]
+        pos, neg = model.training_scores(h, inputs > 0, per_position[0], per_position[1:])
+    trained = torch.cat([pos[None], neg])[:, :, -1].T  # (5 users, 5 candidates) at the last position
+    full = model.all_scores(inputs, table)
+    assert torch.allclose(full[:, picked], trained, atol=1e-5)
+    model.item_chunk = 7
+    assert torch.allclose(model.all_scores(inputs, table), full, atol=1e-5)
+
+
+def test_carca_evaluation_ranks_by_its_cross_attention_scores(smoke_config):
+    """The kit's metrics of a CARCA model equal HR@10 counted by hand from `all_scores` (history left out)."""
+    from mmsr_kit.evaluate import full_ranking_metrics
+
+    cfg, data, model = built(smoke_config, "carca++")
+    model.eval()
+    test = data.test
+    got = full_ranking_metrics(model, test, data.n_items, ks=(10,), batch_size=64)
+    scores = model.all_scores(torch.as_tensor(test.inputs), model.all_item_vectors(data.n_items)).numpy()
+    hits = 0
+    for case, target in enumerate(test.targets):
+        row = scores[case].copy()
+        row[0] = -np.inf
+        rows, items = test.masked(case, case + 1)
+        row[items] = -np.inf
+        hits += (row > row[target]).sum() + (row == row[target]).sum() - 1 < 10  # no ties at random init
+    assert got["n"] == len(test.targets) and got["hr@10"] == pytest.approx(hits / len(test.targets), abs=1e-9)
+
+
+def test_carca_overfits_a_few_sequences(smoke_config):
+    """Trained on 8 training windows alone, CARCA ranks most of their last targets within the top 10 of the 300
+    items, the window's own items left out as evaluation does (chance: 10 in 300)."""
+    cfg, data, model = built(smoke_config, "carca++", model__dropout=0.0)
+    windows = TrainWindows(data)
+    inputs, targets = windows.collate(list(range(8)))[:2]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(200):
+        loss = model(*windows.collate(list(range(8))))  # new negatives each step
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    scores = model.all_scores(inputs, model.all_item_vectors(data.n_items))
+    scores[:, 0] = -torch.inf
+    scores.scatter_(1, inputs, -torch.inf)
+    ranks = (scores > scores.gather(1, targets[:, -1:])).sum(1)
+    assert (ranks < 10).sum() >= 6, (ranks, loss)
+
+
+def test_recommending_from_a_run_that_scores_by_cross_attention_is_a_clear_error(smoke_config):
+    from mmsr_kit.serve import TrainedRun
+
+    cfg, data, model = built(smoke_config, "carca++")
+    run = TrainedRun(cfg, model.eval(), data)
+    assert run.catalogue_vectors().shape == (data.n_items + 1, cfg.model.hidden)  # item vectors still serve
+    with pytest.raises(ConfigError, match="cross-attention"):
+        run.recommend([data.item_ids[0]])
 
 
 def test_fdsa_scores_by_id_and_reads_text_in_the_user(smoke_config):
