@@ -103,38 +103,43 @@ def masked_mean(tokens, mask):
     return (tokens * w).sum(1) / w.sum(1).clamp(min=1)  # (U, D)
 
 
-class CrossBlock(nn.Module):
-    """Queries from one modality attend to the other's tokens, then a feed-forward layer (pre-norm)."""
+class Attend(nn.Module):
+    """One pre-norm attention sublayer: queries (U, Tq, D) attend to keys and values (U, Tk, D) with their padding
+    mask (U, Tk); returns the update to add to the queries."""
 
     def __init__(self, hidden, heads, dropout):
         super().__init__()
-        self.norm_q, self.norm_kv, self.norm_ff = nn.LayerNorm(hidden), nn.LayerNorm(hidden), nn.LayerNorm(hidden)
+        self.norm_q, self.norm_kv = nn.LayerNorm(hidden), nn.LayerNorm(hidden)
         self.attn = nn.MultiheadAttention(hidden, heads, dropout=dropout, batch_first=True)
-        self.ff = nn.Sequential(nn.Linear(hidden, 2 * hidden), nn.GELU(), nn.Linear(2 * hidden, hidden))
-        self.drop = nn.Dropout(dropout)
 
     def forward(self, q, kv, kv_mask):
-        kv_n = self.norm_kv(kv)
-        q = q + self.drop(self.attn(self.norm_q(q), kv_n, kv_n, key_padding_mask=~kv_mask, need_weights=False)[0])
-        return q + self.drop(self.ff(self.norm_ff(q)))
+        kv = self.norm_kv(kv)
+        return self.attn(self.norm_q(q), kv, kv, key_padding_mask=~kv_mask, need_weights=False)[0]
 
 
-@register_fusion("coattention")
-class CoAttention(Fusion):
-    """One co-attention layer: text attends to the image and the image to the text, each in its own block."""
+class FeedForward(nn.Sequential):
+    """A pre-norm position-wise feed-forward sublayer (its update)."""
 
-    uses_tokens = True
+    def __init__(self, hidden):
+        super().__init__(nn.LayerNorm(hidden), nn.Linear(hidden, 2 * hidden), nn.GELU(), nn.Linear(2 * hidden, hidden))
 
-    def __init__(self, hidden, text_width, image_width, dropout=0.1, heads=2):
-        super().__init__(hidden, text_width, image_width, dropout)
-        self.text_block, self.image_block = CrossBlock(hidden, heads, dropout), CrossBlock(hidden, heads, dropout)
-        self.out = nn.Linear(2 * hidden, hidden)
 
-    def forward(self, text, image):
-        t, v = self.text_proj(text[0]), self.image_proj(image[0])  # (U, Tt, D), (U, Ti, D)
-        t2 = self.text_block(t, v, image[1])
-        v2 = self.image_block(v, t, text[1])
-        return self.out(torch.cat([masked_mean(t2, text[1]), masked_mean(v2, image[1])], -1))
+class CrossModalityLayer(nn.Module):
+    """LXMERT's cross-modality layer (Tan & Bansal 2019; the paper's code release runs LXRT): each stream attends
+    to the other (one cross-attention, shared by both directions as in LXMERT), then to its own tokens
+    (self-attention), then a feed-forward layer; every sublayer residual (pre-norm here)."""
+
+    def __init__(self, hidden, heads, dropout):
+        super().__init__()
+        self.cross = Attend(hidden, heads, dropout)
+        self.text_self, self.image_self = Attend(hidden, heads, dropout), Attend(hidden, heads, dropout)
+        self.text_ff, self.image_ff = FeedForward(hidden), FeedForward(hidden)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, t, t_mask, v, v_mask):
+        t, v = t + self.drop(self.cross(t, v, v_mask)), v + self.drop(self.cross(v, t, t_mask))  # both from the inputs
+        t, v = t + self.drop(self.text_self(t, t, t_mask)), v + self.drop(self.image_self(v, v, v_mask))
+        return t + self.drop(self.text_ff(t)), v + self.drop(self.image_ff(v))
 
 
 class MergeAttention(Fusion):
@@ -158,6 +163,25 @@ class MergeAttention(Fusion):
         mask = torch.cat([text[1], image[1]], 1)
         out = self.blocks(tokens, src_key_padding_mask=~mask)
         return self.norm(masked_mean(out, mask))
+
+
+@register_fusion("coattention")
+class CoAttention(Fusion):
+    """Co-attention as in the paper's code release (LXMERT): one cross-modality layer over the two token streams
+    (Table 3: 1 layer), then a merging transformer block over both streams' tokens, pooled (their mean)."""
+
+    uses_tokens = True
+
+    def __init__(self, hidden, text_width, image_width, dropout=0.1, heads=2):
+        super().__init__(hidden, text_width, image_width, dropout)
+        self.layer = CrossModalityLayer(hidden, heads, dropout)
+        self.merge = MergeAttention(hidden, hidden, hidden, dropout, depth=1, heads=heads)
+        self.merge.text_proj = self.merge.image_proj = nn.Identity()  # the streams are at `hidden` already
+
+    def forward(self, text, image):
+        t, v = self.drop(self.text_proj(text[0])), self.drop(self.image_proj(image[0]))  # (U, Tt, D), (U, Ti, D)
+        t, v = self.layer(t, text[1], v, image[1])
+        return self.merge((t, text[1], None), (v, image[1], None))
 
 
 for _depth in (1, 2, 4):

@@ -80,3 +80,29 @@ def test_coarse_fusions_read_only_the_pooled_vectors():
         else:
             changed = (text[0] + 1, text[1], text[2])
             assert not torch.allclose(fusion(changed, image), fusion(text, image)), name
+
+
+def test_coattention_is_lxmerts_cross_modality_layer_then_a_merging_block():
+    """Each stream's output reads the other modality (cross-attention) and its own other tokens (self-attention);
+    the item vector comes from one merging block over both streams' tokens, padding ignored."""
+    from mmsr_kit.fusion import CrossModalityLayer, MergeAttention
+
+    torch.manual_seed(0)
+    fusion = build_fusion("coattention", D, 16, 8, dropout=0.0).eval()
+    assert isinstance(fusion.layer, CrossModalityLayer) and isinstance(fusion.merge, MergeAttention)
+    assert len(fusion.merge.blocks.layers) == 1
+    text, image = inputs()
+    t, v = fusion.text_proj(text[0]), fusion.image_proj(image[0])
+    with torch.no_grad():
+        t_out, v_out = fusion.layer(t, text[1], v, image[1])
+        for changed, stream, other in ((t, 0, 1), (v, 1, 0)):
+            moved = changed.clone()
+            moved[:, 1] = torch.randn(moved[:, 1].shape)  # token 1 of this stream changes: token 0 must follow
+            args = (moved, text[1], v, image[1]) if stream == 0 else (t, text[1], moved, image[1])
+            after = fusion.layer(*args)
+            assert not torch.allclose(after[stream][:, 0], (t_out, v_out)[stream][:, 0])  # self-attention
+            assert not torch.allclose(after[other][:, 0], (t_out, v_out)[other][:, 0])  # cross-attention
+        out = fusion(text, image)
+        padded = (text[0].clone(), text[1], text[2])
+        padded[0][:, 3:] = 100.0  # text tokens under the mask must not matter
+        assert torch.allclose(fusion(padded, image), out, atol=1e-5)
