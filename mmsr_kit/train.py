@@ -182,8 +182,8 @@ def check_finite(t, epoch, run_dir):
 def evaluate(model, data, cfg, which, accelerator=None, by_popularity=False):
     """Metrics of split `which`; with `by_popularity` also "groups": the same per popularity bucket of the target
     (training occurrences 0, 1-4, 5-9, 10-49, 50+)."""
-    evalset = {"valid": data.valid, "test": data.test, "cold": data.cold_test, "new": data.new_test,
-               "new_among_new": data.new_among_new}[which]
+    evalset = {"valid": data.valid, "test": data.test, "cold": data.cold_test, "cold_test": data.cold_test_only,
+               "cold_paper": data.cold_paper, "new": data.new_test, "new_among_new": data.new_among_new}[which]
     groups = popularity_groups(data.train_counts, evalset) if by_popularity else None
     return full_ranking_metrics(model, evalset, data.n_items, cfg.eval.ks, cfg.eval.batch_size, accelerator,
                                 groups=groups)
@@ -309,7 +309,7 @@ def fit(cfg: Config, out_dir=None, results=None, progress=True, resume=False):
                            "they did not train in sync")
 
     metrics = {}
-    for split in ("valid", "test", "cold"):
+    for split in ("valid", "test", "cold", "cold_test", "cold_paper"):  # cold: validation and test positions
         metrics[split] = evaluate(model, data, cfg, split, accelerator, by_popularity=split == "test")
         if split == "test":
             crash_point("final_evaluation")

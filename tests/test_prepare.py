@@ -107,7 +107,8 @@ def test_every_format_prepares_counts_and_trains_one_step(case, tmp_path, smoke_
                        data__image_size=8)
     run = fit(cfg, results=False, progress=False)
     assert np.isfinite(run.history[0]["loss"])
-    assert run.metrics["data"]["cold_cases"] == stats["cold"] == len(run.data.cold_test)  # Table 1's #cold
+    assert run.metrics["data"]["cold_cases"] == stats["cold"] == len(run.data.cold_test)  # Table 1's #cold, held out
+    assert run.metrics["data"]["cold_cases_paper"] == stats["cold_paper"] == run.metrics["cold_paper"]["n"]  # paper's
 
 
 def test_text_follows_the_paper(tmp_path):

@@ -68,6 +68,20 @@ def test_cold_items_and_cold_cases_by_hand(tiny_dir):
     assert data.stats["cold_cases"] == 5 and data.stats["cold_items"] == 6
 
 
+def test_the_cold_test_positions_and_the_papers_cold_construction_by_hand(tiny_dir):
+    data = tiny_split(tiny_dir)  # sequences a: i1..i7, b: i2 i3 i1 i8 i4, d: i1 i9 i2 i3 i5; cold: i4..i9
+    assert ids(data, data.cold_test_only.targets) == ["i7", "i4", "i5"]  # the test positions only
+    # the paper's: every position of a whole sequence whose item is cold, training part included, the prefix
+    # before it as input (its last max_len = 3 items); the first position has no prefix
+    assert ids(data, data.cold_paper.targets) == ["i4", "i5", "i6", "i7", "i8", "i4", "i9", "i5"]
+    assert [ids(data, x) for x in data.cold_paper.inputs[:3]] == [["i1", "i2", "i3"], ["i2", "i3", "i4"],
+                                                                  ["i3", "i4", "i5"]]
+    assert ids(data, data.cold_paper.inputs[6]) == ["i1"]  # d's i9, right after its first item
+    rows, items = data.cold_paper.masked(1, 2)  # the whole prefix is masked, not only its last 3 items
+    assert sorted(ids(data, items)) == ["i1", "i2", "i3", "i4"]
+    assert (data.stats["cold_cases_test"], data.stats["cold_cases_paper"]) == (3, 8)
+
+
 def test_history_for_negatives_is_the_training_part(tiny_dir):
     data = tiny_split(tiny_dir)
     assert [ids(data, h) for h in data.history([1])] == [["i1", "i2", "i3"]]

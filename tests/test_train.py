@@ -19,6 +19,8 @@ def test_every_sequence_model_trains_on_both_sources(smoke_config, dataset, sequ
         assert run.metrics[split]["n"] == run.data.stats["users"]
         assert 0 <= run.metrics[split]["ndcg@10"] <= run.metrics[split]["hr@10"] <= run.metrics[split]["hr@50"] <= 1
     assert run.metrics["cold"]["n"] == run.data.stats["cold_cases"]
+    assert run.metrics["cold_test"]["n"] == run.data.stats["cold_cases_test"] < run.metrics["cold"]["n"]
+    assert run.metrics["cold_paper"]["n"] == run.data.stats["cold_cases_paper"] > run.metrics["cold"]["n"]
 
 
 def test_same_seed_same_metrics(smoke_config):

@@ -5,9 +5,15 @@ least `min_interactions` interactions), in time order:
 - training part: all but the last two items; trained as windows of max_len + 1 items;
 - validation: input = training part, target = second-to-last item;
 - test: input = everything before the last item, target = the last item;
-- cold test: for each held-out position (validation or test) whose item is cold (fewer
-  than `cold_threshold` occurrences in all training parts), the sequence cut right after
-  it, the cold item being the target (the paper's Table 1 "#cold" counts these cases).
+- cold test (`cold`): for each held-out position (validation or test) whose item is cold
+  (fewer than `cold_threshold` occurrences in all training parts), the sequence cut right
+  after it, the cold item being the target;
+- `cold_test`: the same, test positions only (no case shared with model selection, which
+  reads the validation targets): the cold set to trust;
+- `cold_paper`: the paper's construction (section 4.1, Table 1 "#cold"): every position of
+  the complete sequence, training part included, whose item is cold, the prefix before it
+  as input. Its training positions were trained on, so it is no held-out test; it is there
+  to set the case counts beside the paper's.
 Evaluation masks the input's items (its history) except the target itself.
 
 New items (beyond the paper; `new_items`: a share > 0, or item ids): that share of the items, drawn at random, is
@@ -164,7 +170,9 @@ class SplitData:
             "interactions": int(sum(len(s) for s in self.sequences)),
             "avg_len": float(np.mean([len(s) for s in self.sequences])),
             "cold_items": int(self.cold[1:].sum()),
-            "cold_cases": len(self.cold_test),
+            "cold_cases": len(self.cold_test),  # validation and test positions
+            "cold_cases_test": len(self.cold_test_only),
+            "cold_cases_paper": len(self.cold_paper),  # the paper's Table 1 "#cold" construction
             "train_windows": len(self.train_windows),
             "dropped_users": dropped_users,
             "dropped_unknown_items": unknown,
@@ -208,10 +216,12 @@ class SplitData:
         users = np.arange(len(self.sequences))
         self.valid = eval_set([s[:-2] for s in self.sequences], [s[-2] for s in self.sequences], users, L)
         self.test = eval_set([s[:-1] for s in self.sequences], [s[-1] for s in self.sequences], users, L)
-        cases = [(u, p) for u, s in enumerate(self.sequences) for p in (len(s) - 2, len(s) - 1) if self.cold[s[p]]]
-        self.cold_test = eval_set(
-            [self.sequences[u][:p] for u, p in cases], [self.sequences[u][p] for u, p in cases], [u for u, _ in cases], L
-        )
+        cut = lambda cases: eval_set([self.sequences[u][:p] for u, p in cases],  # noqa: E731
+                                     [self.sequences[u][p] for u, p in cases], [u for u, _ in cases], L)
+        s = self.sequences
+        self.cold_test = cut([(u, p) for u in users for p in (len(s[u]) - 2, len(s[u]) - 1) if self.cold[s[u][p]]])
+        self.cold_test_only = cut([(u, len(s[u]) - 1) for u in users if self.cold[s[u][-1]]])
+        self.cold_paper = cut([(u, p) for u in users for p in np.flatnonzero(self.cold[s[u]]) if p >= 1])
 
     def history(self, users):
         """Sorted training items of each user in `users`, as a list of arrays."""
