@@ -197,10 +197,10 @@ def quantiser_shape(width, n_items, books, codes):
 
 
 def product_quantise(vectors, books, codes, seed=0):
-    """(N, H) float -> ((N, books) int64 codes, relative squared quantisation error) by optimized product quantisation (OPQ, as VQRec): faiss learns a
-    rotation of the H dimensions that lowers the quantisation error, splits the rotated vectors into `books`
-    sub-spaces and clusters each into `codes` centroids. `books` must divide H and `codes` be a power of two
-    (`quantiser_shape` picks such values)."""
+    """(N, H) float -> ((N, books) int64 codes, relative squared quantisation error), by optimized product
+    quantisation (OPQ, as VQRec): faiss learns a rotation of the H dimensions that lowers the quantisation error,
+    splits the rotated vectors into `books` sub-spaces and clusters each into `codes` centroids. `books` must
+    divide H and `codes` be a power of two (`quantiser_shape` picks such values)."""
     import faiss
 
     n, width = vectors.shape
