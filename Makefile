@@ -27,7 +27,8 @@ run: setup  ## train and evaluate SASRec on the synthetic world (workshop preset
 # TEACH: notebooks `make test` runs at the teaching default (MMSR_FAST=0), so their finding asserts run on every
 # submission; the others run in fast mode (plumbing only) unless MMSR_FAST=0. TEACH= runs none of them at the default.
 TEACH ?= notebooks/00_quickstart.ipynb notebooks/01_item_encoders.ipynb notebooks/02_fusion.ipynb \
-	notebooks/03_architectures.ipynb notebooks/05_cold_start.ipynb notebooks/06_transfer.ipynb
+	notebooks/03_architectures.ipynb notebooks/05_cold_start.ipynb notebooks/06_transfer.ipynb \
+	notebooks/08_visualisation.ipynb
 OFFLINE := HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} HF_DATASETS_OFFLINE=$${HF_DATASETS_OFFLINE:-1}
 
 test: setup  ## unit tests and notebooks (fast mode but TEACH, unless MMSR_FAST=0), offline: a stray hub call fails fast
