@@ -85,10 +85,21 @@ def masked_scores(users, item_vectors, rows, items, out=None):
     """Scores (B, N+1) of user vectors (B, D), with padding and each case's history (`rows`, `items`: tensors of
     pairs to mask, rows counted from 0) at -inf; written into `out` (at least B rows) when given: one buffer for
     every batch saves the allocator a large block per batch."""
-    scores = scores_into(users, item_vectors, out)
+    return mask_history(scores_into(users, item_vectors, out), rows, items)
+
+
+def mask_history(scores, rows, items):
+    """Padding (column 0) and each case's history (`rows`, `items`) at -inf, in place; returns `scores`."""
     scores[:, 0] = -torch.inf
     scores[rows, items] = -torch.inf
     return scores
+
+
+def rank_rows(scores, targets, rows, items, cap):
+    """Rank counts (see `rank_counts`) of full score rows (B, N+1), history masked in place; top-k from `TOPK_FROM`."""
+    mask_history(scores, rows, items)
+    check_finite(scores.gather(1, targets[:, None]))
+    return rank_counts(scores, targets, cap if scores.shape[1] >= TOPK_FROM else None)
 
 
 class Probe:
@@ -146,9 +157,7 @@ def rank_batch(users, item_vectors, targets, rows, items, cap, buffer=None, prob
     """(#items scoring higher, #other items scoring the same) of each case's target, clipped at `cap` from
     `TOPK_FROM` items; the cases a `probe` settles get (cap, 0) without a full score row."""
     if probe is None or not probe.active:
-        scores = masked_scores(users, item_vectors, rows, items, buffer)
-        check_finite(scores.gather(1, targets[:, None]))
-        return rank_counts(scores, targets, cap if scores.shape[1] >= TOPK_FROM else None)
+        return rank_rows(scores_into(users, item_vectors, buffer), targets, rows, items, cap)
     target_scores = (users * item_vectors[targets]).sum(1)  # (B,)
     check_finite(target_scores)
     open_ = torch.nonzero(~probe.settled(users, target_scores, rows, items)).squeeze(1)
@@ -203,11 +212,7 @@ def full_ranking_metrics(model, evalset, n_items, ks=(10, 20, 50), batch_size=25
         targets = torch.as_tensor(evalset.targets[start:stop], device=device)
         rows, items = (torch.as_tensor(x, device=device) for x in evalset.masked(start, stop))
         if scorer is not None:
-            scores = scorer(inputs, item_vectors).float()  # (B, N+1)
-            scores[:, 0] = -torch.inf
-            scores[rows, items] = -torch.inf
-            check_finite(scores.gather(1, targets[:, None]))
-            greater, equal = rank_counts(scores, targets, max(ks) if scores.shape[1] >= TOPK_FROM else None)
+            greater, equal = rank_rows(scorer(inputs, item_vectors).float(), targets, rows, items, max(ks))
         else:
             users = model.last_user_vectors(inputs, item_vectors).float()  # (B, D)
             greater, equal = rank_batch(users, candidates, targets, rows, items, max(ks), buffer, sampler)
